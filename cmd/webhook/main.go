@@ -1,0 +1,242 @@
+// Command webhook is the jwe-webhook mutating admission webhook: it decrypts
+// JWE values in Secrets as the kube-apiserver admits them.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/admission"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/local"
+	"github.com/jwe-webhook/jwe-webhook/internal/server"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "webhook: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `Usage: webhook --tls-cert-file FILE --tls-key-file FILE --key-file FILE [options]
+
+Serves the jwe-webhook mutating admission webhook over HTTPS: POST /mutate
+(AdmissionReview), GET /healthz, GET /readyz.
+
+Every flag can also be set with the environment variable shown; a flag given
+on the command line wins over the variable, and the variable over the default.
+
+  --listen ADDR                 address to serve HTTPS on (default ":8443")
+                                $JWE_WEBHOOK_LISTEN
+  --tls-cert-file FILE          PEM serving certificate chain; reloaded when it
+                                changes (required) $JWE_WEBHOOK_TLS_CERT_FILE
+  --tls-key-file FILE           PEM private key of the serving certificate
+                                (required) $JWE_WEBHOOK_TLS_KEY_FILE
+  --key-file FILE               local private key file, PEM or JWK / JWK Set;
+                                repeat the flag or separate files with commas
+                                (at least one required) $JWE_WEBHOOK_KEY_FILE
+  --log-level LEVEL             debug, info, warn or error (default info)
+                                $JWE_WEBHOOK_LOG_LEVEL
+  --request-timeout DURATION    deadline for one review, key service calls
+                                included; keep it below the webhook's
+                                timeoutSeconds and under 15s (default 8s)
+                                $JWE_WEBHOOK_REQUEST_TIMEOUT
+  --max-request-bytes N         largest AdmissionReview body accepted; larger
+                                ones get 413 (default 8388608, 8 MiB)
+                                $JWE_WEBHOOK_MAX_REQUEST_BYTES
+  --cert-reload-interval DURATION
+                                how often the serving certificate files are
+                                checked for changes (default 10s)
+                                $JWE_WEBHOOK_CERT_RELOAD_INTERVAL
+  --shutdown-timeout DURATION   how long in-flight requests may finish after
+                                SIGTERM (default 20s)
+                                $JWE_WEBHOOK_SHUTDOWN_TIMEOUT
+  --concurrency N               values of one Secret unwrapped at once
+                                (default 8) $JWE_WEBHOOK_CONCURRENCY
+
+Example:
+  webhook --tls-cert-file /tls/tls.crt --tls-key-file /tls/tls.key \
+      --key-file /keys/cluster-a.jwk
+`
+
+// config is the command's configuration after flags, environment and defaults.
+type config struct {
+	listen             string
+	tlsCertFile        string
+	tlsKeyFile         string
+	keyFiles           []string
+	logLevel           zapcore.Level
+	requestTimeout     time.Duration
+	maxRequestBytes    int64
+	certReloadInterval time.Duration
+	shutdownTimeout    time.Duration
+	concurrency        int
+}
+
+// stringList is a repeatable flag; each value may hold several comma-separated
+// items, so one environment variable can name several files.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			*l = append(*l, item)
+		}
+	}
+	return nil
+}
+
+// levelFlag accepts the levels the webhook logs at.
+type levelFlag struct{ l *zapcore.Level }
+
+func (f levelFlag) String() string {
+	if f.l == nil {
+		return ""
+	}
+	return f.l.String()
+}
+
+func (f levelFlag) Set(v string) error {
+	switch v {
+	case "debug", "info", "warn", "error":
+		return f.l.UnmarshalText([]byte(v))
+	}
+	return errors.New("want debug, info, warn or error")
+}
+
+// envName is the environment variable for flag name: "tls-cert-file" →
+// "JWE_WEBHOOK_TLS_CERT_FILE".
+func envName(name string) string {
+	return "JWE_WEBHOOK_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// parseConfig reads args, then getenv for the flags args did not set, and
+// checks the result.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	c := config{logLevel: zapcore.InfoLevel}
+	fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	fs.StringVar(&c.listen, "listen", ":8443", "")
+	fs.StringVar(&c.tlsCertFile, "tls-cert-file", "", "")
+	fs.StringVar(&c.tlsKeyFile, "tls-key-file", "", "")
+	fs.Var((*stringList)(&c.keyFiles), "key-file", "")
+	fs.Var(levelFlag{&c.logLevel}, "log-level", "")
+	fs.DurationVar(&c.requestTimeout, "request-timeout", server.DefaultRequestTimeout, "")
+	fs.Int64Var(&c.maxRequestBytes, "max-request-bytes", server.DefaultMaxRequestBytes, "")
+	fs.DurationVar(&c.certReloadInterval, "cert-reload-interval", server.DefaultCertReloadInterval, "")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "")
+	fs.IntVar(&c.concurrency, "concurrency", 8, "")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		if v := getenv(name); v != "" && !given[f.Name] && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("invalid value %q for $%s: %w", v, name, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	return c, c.check()
+}
+
+func (c config) check() error {
+	switch {
+	case c.tlsCertFile == "" || c.tlsKeyFile == "":
+		return errors.New("--tls-cert-file and --tls-key-file are required (see --help)")
+	case len(c.keyFiles) == 0:
+		return errors.New("at least one --key-file is required (see --help)")
+	case c.requestTimeout <= 0:
+		return errors.New("--request-timeout must be positive")
+	case c.maxRequestBytes <= 0:
+		return errors.New("--max-request-bytes must be positive")
+	case c.certReloadInterval <= 0:
+		return errors.New("--cert-reload-interval must be positive")
+	case c.shutdownTimeout <= 0:
+		return errors.New("--shutdown-timeout must be positive")
+	case c.concurrency < 1:
+		return errors.New("--concurrency must be at least 1")
+	}
+	return nil
+}
+
+// run is the whole command, with its environment passed in so tests can drive it.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	c, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+
+	log := newLogger(c.logLevel, stderr)
+	defer log.Sync() //nolint:errcheck // nothing to do when stderr cannot sync
+
+	var entries []kms.Entry
+	for _, path := range c.keyFiles {
+		keys, err := local.LoadFile(path)
+		if err != nil {
+			return fmt.Errorf("load local keys: %w", err)
+		}
+		for _, k := range keys {
+			entries = append(entries, kms.Entry{Decrypter: k, Provider: "local"})
+		}
+	}
+	keyring, err := kms.NewKeyring(entries...)
+	if err != nil {
+		return fmt.Errorf("build keyring: %w", err)
+	}
+
+	rev := admission.NewReviewer(keyring, admission.Options{Concurrency: c.concurrency})
+	srv, err := server.New(server.Config{
+		Addr:               c.listen,
+		CertFile:           c.tlsCertFile,
+		KeyFile:            c.tlsKeyFile,
+		MaxRequestBytes:    c.maxRequestBytes,
+		RequestTimeout:     c.requestTimeout,
+		CertReloadInterval: c.certReloadInterval,
+		ShutdownTimeout:    c.shutdownTimeout,
+	}, rev, log)
+	if err != nil {
+		return err
+	}
+	log.Info("starting webhook", zap.String("listen", c.listen), zap.Strings("kids", keyring.KeyIDs()))
+	return srv.Run(ctx)
+}
+
+// newLogger returns a production JSON logger at level writing to w. Unlike
+// zap.NewProduction it does not sample: every review's log line is kept.
+func newLogger(level zapcore.Level, w io.Writer) *zap.Logger {
+	sink := zapcore.Lock(zapcore.AddSync(w))
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), sink, level)
+	return zap.New(core, zap.AddCaller(), zap.ErrorOutput(sink))
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+)
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+var required = []string{"--tls-cert-file", "c.crt", "--tls-key-file", "c.key", "--key-file", "k.pem"}
+
+func TestParseConfigPrecedence(t *testing.T) {
+	vars := map[string]string{
+		"JWE_WEBHOOK_LISTEN":          ":9443",
+		"JWE_WEBHOOK_REQUEST_TIMEOUT": "5s",
+		"JWE_WEBHOOK_LOG_LEVEL":       "debug",
+		"JWE_WEBHOOK_KEY_FILE":        "env1.pem,env2.jwk",
+	}
+	c, err := parseConfig(append([]string{"--listen", ":7443"}, required[:4]...), env(vars), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.listen != ":7443" {
+		t.Errorf("listen = %q, want the flag's :7443 over the environment's", c.listen)
+	}
+	if c.requestTimeout != 5*time.Second || c.logLevel != zapcore.DebugLevel {
+		t.Errorf("request timeout %v, log level %v; want 5s and debug from the environment", c.requestTimeout, c.logLevel)
+	}
+	if want := []string{"env1.pem", "env2.jwk"}; !reflect.DeepEqual(c.keyFiles, want) {
+		t.Errorf("key files %q, want %q", c.keyFiles, want)
+	}
+	if c.shutdownTimeout != 20*time.Second || c.maxRequestBytes != 8<<20 || c.concurrency != 8 {
+		t.Errorf("defaults: shutdown %v, max bytes %d, concurrency %d", c.shutdownTimeout, c.maxRequestBytes, c.concurrency)
+	}
+
+	c, err = parseConfig(append(required, "--key-file", "b.jwk"), env(vars), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"k.pem", "b.jwk"}; !reflect.DeepEqual(c.keyFiles, want) {
+		t.Errorf("key files %q, want the flags' %q", c.keyFiles, want)
+	}
+}
+
+func TestRunRejectsConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no flags", nil, nil, "--tls-cert-file and --tls-key-file are required"},
+		{"no key", []string{"--tls-cert-file", "c.crt", "--key-file", "k.pem"}, nil, "--tls-key-file are required"},
+		{"no key file", required[:4], nil, "at least one --key-file"},
+		{"bad level", append(required, "--log-level", "fatal"), nil, "want debug, info, warn or error"},
+		{"bad env", required, map[string]string{"JWE_WEBHOOK_CONCURRENCY": "many"}, `invalid value "many" for $JWE_WEBHOOK_CONCURRENCY`},
+		{"zero concurrency", append(required, "--concurrency", "0"), nil, "--concurrency must be at least 1"},
+		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined"},
+		{"argument", append(required, "extra"), nil, `unexpected argument "extra"`},
+		{"missing key file", required, nil, `key file "k.pem"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := run(t.Context(), tt.args, env(tt.env), &bytes.Buffer{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("run error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunHelp(t *testing.T) {
+	var stderr bytes.Buffer
+	if err := run(t.Context(), []string{"--help"}, env(nil), &stderr); err != nil {
+		t.Errorf("run --help: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "JWE_WEBHOOK_TLS_CERT_FILE") {
+		t.Errorf("usage does not name the environment variables:\n%s", stderr.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestRunServes starts the webhook with an EC key that serves both as TLS key
+// and as local JWE key, and stops it by cancelling the context.
+func TestRunServes(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "jwe-webhook"},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	certDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "key.pem")
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	for path, data := range map[string][]byte{
+		certFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}),
+		keyFile:  keyPEM,
+	} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--tls-cert-file", certFile, "--tls-key-file", keyFile},
+			env(map[string]string{"JWE_WEBHOOK_KEY_FILE": keyFile}), &stderr)
+	}()
+
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !strings.Contains(stderr.String(), `"msg":"serving"`) {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned %v before serving; log:\n%s", err, stderr.String())
+		case <-deadline.C:
+			t.Fatalf("not serving within 5s; log:\n%s", stderr.String())
+		case <-tick.C:
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run after cancellation: %v", err)
+		}
+	case <-deadline.C:
+		t.Fatal("run did not return within 5s of cancellation")
+	}
+
+	log := stderr.String()
+	if !strings.Contains(log, `"kids":["`) {
+		t.Errorf("start line does not list the key IDs:\n%s", log)
+	}
+	pemBody := base64.StdEncoding.EncodeToString(keyDER)[:40]
+	jwkD := base64.RawURLEncoding.EncodeToString(key.D.Bytes())
+	if strings.Contains(log, "PRIVATE KEY") || strings.Contains(log, pemBody) || strings.Contains(log, jwkD) {
+		t.Errorf("log holds key material:\n%s", log)
+	}
+}

@@ -1,0 +1,263 @@
+// Package admission turns an AdmissionReview for a Secret into a response
+// whose JSONPatch replaces each JWE value in data with its plaintext. It does
+// no I/O of its own: key services are reached through the Unwrapper.
+package admission
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms"
+)
+
+// Audit annotation keys. The apiserver prefixes them with the webhook's name.
+// They carry counts and key IDs only.
+const (
+	AuditDecrypted = "decrypted-values"
+	AuditKeyIDs    = "key-ids"
+	AuditSkipped   = "skipped"
+)
+
+// maxReportedErrors caps how many failing data keys one denial lists.
+const maxReportedErrors = 5
+
+// Options tune a Reviewer.
+type Options struct {
+	// Concurrency is how many values of one Secret are unwrapped at once.
+	// Zero means 8.
+	Concurrency int
+}
+
+// Reviewer answers AdmissionRequests for Secrets.
+type Reviewer struct {
+	u           Unwrapper
+	concurrency int
+}
+
+// NewReviewer returns a Reviewer that unwraps content keys through u.
+func NewReviewer(u Unwrapper, opts Options) *Reviewer {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 8
+	}
+	return &Reviewer{u: u, concurrency: opts.Concurrency}
+}
+
+// secret is the part of a v1 Secret the webhook reads.
+type secret struct {
+	Metadata struct {
+		Name        string            `json:"name"`
+		Namespace   string            `json:"namespace"`
+		Annotations map[string]string `json:"annotations"`
+	} `json:"metadata"`
+	Data map[string][]byte `json:"data"`
+}
+
+// valueError is a denial for one data key. Its message names the key and the
+// reason, never the value.
+type valueError struct {
+	key  string
+	code int32
+	err  error
+}
+
+func (e *valueError) Error() string { return fmt.Sprintf("data key %q: %v", e.key, e.err) }
+
+// Review decides one request. It allows anything that is not a CREATE or
+// UPDATE of a v1 Secret, and Secrets with no JWE values, unchanged.
+func (r *Reviewer) Review(ctx context.Context, log *zap.Logger, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	resp := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
+	if !isSecretWrite(req) {
+		return resp
+	}
+	var s secret
+	if err := json.Unmarshal(req.Object.Raw, &s); err != nil {
+		return deny(resp, http.StatusBadRequest, "object is not a valid v1 Secret")
+	}
+	if skip, _ := strconv.ParseBool(s.Metadata.Annotations[SkipAnnotation]); skip {
+		log.Debug("secret skipped by annotation")
+		resp.AuditAnnotations = map[string]string{AuditSkipped: "annotation"}
+		return resp
+	}
+	name := req.Name
+	if name == "" {
+		name = s.Metadata.Name
+	}
+
+	// Parse and check scope first: both are cheap and need no key service,
+	// so a value copied to the wrong place never reaches one.
+	var values []*value
+	var errs []*valueError
+	for _, key := range sortedKeys(s.Data) {
+		obj, err := jwe.Parse(s.Data[key])
+		switch {
+		case errors.Is(err, jwe.ErrNotJWE):
+			continue
+		case err != nil:
+			errs = append(errs, &valueError{key, http.StatusBadRequest, err})
+			continue
+		}
+		if err := obj.Scope.Check(req.Namespace, name); err != nil {
+			errs = append(errs, &valueError{key, http.StatusForbidden, err})
+			continue
+		}
+		values = append(values, &value{key: key, obj: obj})
+	}
+	if len(errs) == 0 {
+		errs = r.decrypt(ctx, req.Namespace, values)
+	}
+	if len(errs) > 0 {
+		for _, e := range errs {
+			log.Info("value refused", zap.String("dataKey", e.key), zap.Error(e.err))
+		}
+		return deny(resp, errs[0].code, denialMessage(errs))
+	}
+	if len(values) == 0 {
+		return resp
+	}
+
+	patch := make([]patchOp, len(values))
+	var kids []string
+	for i, v := range values {
+		patch[i] = patchOp{Op: "replace", Path: "/data/" + escapePointer(v.key), Value: v.plaintext}
+		if v.used.KeyID != "" && !slices.Contains(kids, v.used.KeyID) {
+			kids = append(kids, v.used.KeyID)
+		}
+		if v.obj.Scope.Kind() == "cluster" {
+			resp.Warnings = append(resp.Warnings, fmt.Sprintf("data key %q: value is not bound to a namespace (cluster-wide scope); bind it with jwe-encrypt --namespace", v.key))
+		}
+		log.Debug("value decrypted", zap.String("dataKey", v.key), zap.String("kid", v.used.KeyID), zap.String("scope", v.obj.Scope.Kind()))
+	}
+	body, err := json.Marshal(patch)
+	if err != nil {
+		return deny(resp, http.StatusInternalServerError, "cannot encode the patch")
+	}
+	slices.Sort(kids)
+	pt := admissionv1.PatchTypeJSONPatch
+	resp.Patch = body
+	resp.PatchType = &pt
+	resp.AuditAnnotations = map[string]string{
+		AuditDecrypted: strconv.Itoa(len(values)),
+		AuditKeyIDs:    strings.Join(kids, ","),
+	}
+	return resp
+}
+
+// value is one JWE value of a Secret on its way to plaintext.
+type value struct {
+	key       string
+	obj       *jwe.Object
+	used      jwe.Recipient
+	plaintext []byte
+}
+
+// decrypt unwraps and decrypts values concurrently, at most r.concurrency at
+// a time, and returns the failures in data-key order.
+func (r *Reviewer) decrypt(ctx context.Context, namespace string, values []*value) []*valueError {
+	errs := make([]*valueError, len(values))
+	var g errgroup.Group
+	g.SetLimit(r.concurrency)
+	u := unwrapper{u: r.u, namespace: namespace}
+	for i, v := range values {
+		g.Go(func() error {
+			pt, used, err := v.obj.Decrypt(ctx, u)
+			if err != nil {
+				errs[i] = &valueError{v.key, statusFor(err), err}
+				return nil
+			}
+			v.plaintext, v.used = pt, used
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return slices.DeleteFunc(errs, func(e *valueError) bool { return e == nil })
+}
+
+// statusFor maps a decryption failure to the status code of the denial.
+func statusFor(err error) int32 {
+	switch {
+	case errors.Is(err, jwe.ErrNoKey), errors.Is(err, kms.ErrNamespaceNotAllowed):
+		return http.StatusForbidden
+	case errors.Is(err, jwe.ErrDecrypt):
+		return http.StatusBadRequest
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return http.StatusGatewayTimeout
+	default:
+		return http.StatusServiceUnavailable
+	}
+}
+
+// unwrapper adapts the keyring to jwe.KeyUnwrapper for one namespace.
+type unwrapper struct {
+	u         Unwrapper
+	namespace string
+}
+
+func (u unwrapper) UnwrapKey(ctx context.Context, r jwe.Recipient) ([]byte, error) {
+	cek, err := u.u.Unwrap(ctx, u.namespace, kms.WrappedKey(r))
+	if errors.Is(err, kms.ErrKeyMismatch) {
+		return nil, fmt.Errorf("%w: %w", jwe.ErrNoKey, err)
+	}
+	return cek, err
+}
+
+type patchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value []byte `json:"value"`
+}
+
+// escapePointer escapes a data key for a JSON Pointer (RFC 6901).
+func escapePointer(s string) string {
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+}
+
+func isSecretWrite(req *admissionv1.AdmissionRequest) bool {
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return false
+	}
+	return req.Kind.Group == "" && req.Kind.Version == "v1" && req.Kind.Kind == "Secret"
+}
+
+func denialMessage(errs []*valueError) string {
+	msgs := make([]string, 0, maxReportedErrors+1)
+	for i, e := range errs {
+		if i == maxReportedErrors {
+			msgs = append(msgs, fmt.Sprintf("and %d more", len(errs)-i))
+			break
+		}
+		msgs = append(msgs, e.Error())
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func deny(resp *admissionv1.AdmissionResponse, code int32, msg string) *admissionv1.AdmissionResponse {
+	resp.Allowed = false
+	resp.Result = &metav1.Status{
+		Status:  metav1.StatusFailure,
+		Code:    code,
+		Reason:  metav1.StatusReason(http.StatusText(int(code))),
+		Message: msg,
+	}
+	return resp
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

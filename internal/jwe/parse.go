@@ -1,0 +1,542 @@
+// Package jwe detects, parses, checks, decrypts and encrypts the JWE (RFC 7516)
+// values that jwe-webhook handles. Only go-jose does the cryptography; this
+// package decides what is accepted before go-jose sees it.
+package jwe
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// Limits that keep parsing bounded in time and memory.
+const (
+	// MaxSize is the largest value, in bytes, that is parsed as a JWE. A
+	// Secret holds at most 1 MiB of data in all.
+	MaxSize = 1 << 20
+	// MaxHeaderSize is the largest decoded JOSE header, in bytes.
+	MaxHeaderSize = 8 << 10
+	// MaxRecipients is the most recipients one JSON-serialized JWE may have.
+	MaxRecipients = 16
+)
+
+// KeyAlgorithms are the accepted "alg" values.
+var KeyAlgorithms = []jose.KeyAlgorithm{jose.RSA_OAEP_256, jose.RSA_OAEP, jose.ECDH_ES_A256KW}
+
+// ContentEncryptions are the accepted "enc" values.
+var ContentEncryptions = []jose.ContentEncryption{jose.A256GCM, jose.A128GCM, jose.A128CBC_HS256, jose.A256CBC_HS512}
+
+// ErrNotJWE means the value does not have the shape of a JWE: it is not ours
+// and passes through untouched.
+var ErrNotJWE = errors.New("not a JWE")
+
+// Serialization says how a JWE was written.
+type Serialization string
+
+// The two serializations of RFC 7516.
+const (
+	Compact Serialization = "compact"
+	JSON    Serialization = "json"
+)
+
+// Recipient is one recipient of a JWE: whose key wraps the content key.
+type Recipient struct {
+	// KeyID is the "kid" header; empty when the JWE names none.
+	KeyID string
+	// Algorithm is the "alg" header.
+	Algorithm string
+	// EncryptedKey is the wrapped content-encryption key.
+	EncryptedKey []byte
+	// Header is the recipient's merged header, filled in by Decrypt when it
+	// asks for the key (ECDH-ES reads "epk", "apu" and "apv" from it).
+	Header jose.Header
+}
+
+// Object is a parsed and checked JWE.
+type Object struct {
+	Serialization Serialization
+	// Encryption is the "enc" header.
+	Encryption string
+	// Scope is what the protected header binds the value to.
+	Scope      Scope
+	Recipients []Recipient
+
+	parsed *jose.JSONWebEncryption
+}
+
+// KeyIDs returns the recipients' key IDs, in order; empty IDs are left out.
+func (o *Object) KeyIDs() []string {
+	var ids []string
+	for _, r := range o.Recipients {
+		if r.KeyID != "" {
+			ids = append(ids, r.KeyID)
+		}
+	}
+	return ids
+}
+
+// Detect reports whether value has the shape of a JWE: a compact
+// serialization whose first part decodes to a JSON object with an "enc"
+// member, or a JSON serialization with a "ciphertext" member. A value with the
+// shape is ours: Parse either accepts it or says why not.
+func Detect(value []byte) bool {
+	v := bytes.TrimSpace(value)
+	if len(v) == 0 {
+		return false
+	}
+	if v[0] == '{' {
+		var probe struct {
+			Ciphertext json.RawMessage `json:"ciphertext"`
+		}
+		return len(v) <= MaxSize && json.Unmarshal(v, &probe) == nil && probe.Ciphertext != nil
+	}
+	first, _, found := bytes.Cut(v, []byte("."))
+	if !found {
+		return false
+	}
+	if base64.RawURLEncoding.DecodedLen(len(first)) > MaxHeaderSize {
+		// Too large to be a header we accept; still ours if it starts like
+		// one (`{"` encodes as "eyJ"), so that Parse can say why it is refused.
+		return bytes.HasPrefix(first, []byte("eyJ"))
+	}
+	// Padding is refused by Parse, with a reason; it does not make a JWE
+	// someone else's.
+	raw, err := base64.RawURLEncoding.DecodeString(string(bytes.TrimRight(first, "=")))
+	if err != nil {
+		return false
+	}
+	var probe map[string]json.RawMessage
+	if json.Unmarshal(raw, &probe) != nil {
+		return false
+	}
+	_, hasEnc := probe["enc"]
+	return hasEnc
+}
+
+// Parse checks value against the allow-lists and the header rules and returns
+// the parsed JWE. It returns an error wrapping ErrNotJWE when value does not
+// have the shape of a JWE (see Detect); any other error says why a JWE is
+// refused. Errors never contain the value.
+func Parse(value []byte) (*Object, error) {
+	if !Detect(value) {
+		return nil, ErrNotJWE
+	}
+	if len(value) > MaxSize {
+		return nil, fmt.Errorf("JWE is %d bytes, larger than the limit of %d", len(value), MaxSize)
+	}
+	v := string(bytes.TrimSpace(value))
+	if v[0] == '{' {
+		return parseJSON(v)
+	}
+	return parseCompact(v)
+}
+
+func parseCompact(v string) (*Object, error) {
+	parts := strings.Split(v, ".")
+	if len(parts) != 5 {
+		return nil, fmt.Errorf("compact JWE must have 5 parts separated by dots, found %d", len(parts))
+	}
+	names := [5]string{"protected header", "encrypted key", "initialization vector", "ciphertext", "authentication tag"}
+	var decoded [5][]byte
+	for i, p := range parts {
+		b, err := decodePart(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s (part %d): %w", names[i], i+1, err)
+		}
+		decoded[i] = b
+	}
+	protected, err := parseHeader(decoded[0], "protected header")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkHeader(protected, "protected header", true); err != nil {
+		return nil, err
+	}
+	obj := &Object{Serialization: Compact}
+	rec, err := recipient(protected, nil, nil, decoded[1])
+	if err != nil {
+		return nil, err
+	}
+	obj.Recipients = []Recipient{rec}
+	if err := obj.finish(protected, decoded[2], decoded[4]); err != nil {
+		return nil, err
+	}
+	obj.parsed, err = jose.ParseEncryptedCompact(v, KeyAlgorithms, ContentEncryptions)
+	if err != nil {
+		return nil, fmt.Errorf("malformed JWE: %w", err)
+	}
+	return obj, nil
+}
+
+// rawJSON is the JWE JSON serialization, general or flattened (RFC 7516
+// section 7.2), as written. Members are kept raw so that each one is checked
+// here before go-jose reads it.
+type rawJSON struct {
+	Protected    *string         `json:"protected"`
+	Unprotected  json.RawMessage `json:"unprotected"`
+	Header       json.RawMessage `json:"header"`
+	EncryptedKey *string         `json:"encrypted_key"`
+	Recipients   []rawRecipient  `json:"recipients"`
+	AAD          *string         `json:"aad"`
+	IV           *string         `json:"iv"`
+	Ciphertext   *string         `json:"ciphertext"`
+	Tag          *string         `json:"tag"`
+}
+
+type rawRecipient struct {
+	Header       json.RawMessage `json:"header"`
+	EncryptedKey *string         `json:"encrypted_key"`
+}
+
+func (r rawRecipient) encryptedKey() string {
+	if r.EncryptedKey == nil {
+		return ""
+	}
+	return *r.EncryptedKey
+}
+
+var jsonMembers = []string{"protected", "unprotected", "header", "encrypted_key", "recipients", "aad", "iv", "ciphertext", "tag"}
+
+func parseJSON(v string) (*Object, error) {
+	if err := checkJSONObject([]byte(v), "JWE JSON serialization"); err != nil {
+		return nil, err
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(v), &members); err != nil {
+		return nil, fmt.Errorf("JWE JSON serialization: %w", err)
+	}
+	for name := range members {
+		if !slices.Contains(jsonMembers, name) {
+			return nil, fmt.Errorf("JWE JSON serialization has an unknown member %q", name)
+		}
+	}
+	var raw rawJSON
+	if err := json.Unmarshal([]byte(v), &raw); err != nil {
+		return nil, fmt.Errorf("JWE JSON serialization: %w", err)
+	}
+	if raw.Protected == nil {
+		return nil, errors.New(`JWE JSON serialization has no "protected" header; "enc" and the scope must be integrity protected`)
+	}
+	protectedBytes, err := decodePart(*raw.Protected)
+	if err != nil {
+		return nil, fmt.Errorf("protected header: %w", err)
+	}
+	protected, err := parseHeader(protectedBytes, "protected header")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkHeader(protected, "protected header", true); err != nil {
+		return nil, err
+	}
+	var unprotected map[string]json.RawMessage
+	if raw.Unprotected != nil {
+		if unprotected, err = parseHeader(raw.Unprotected, "unprotected header"); err != nil {
+			return nil, err
+		}
+		if err := checkHeader(unprotected, "unprotected header", false); err != nil {
+			return nil, err
+		}
+		if err := disjoint(protected, unprotected, "protected header", "unprotected header"); err != nil {
+			return nil, err
+		}
+	}
+
+	recipients := raw.Recipients
+	if len(recipients) > 0 && raw.EncryptedKey != nil && *raw.EncryptedKey == recipients[0].encryptedKey() {
+		// go-jose writes the first recipient's key at the top level too; it
+		// is never read, so the copy is tolerated when it is exact.
+		raw.EncryptedKey = nil
+	}
+	switch {
+	case recipients != nil && (raw.Header != nil || raw.EncryptedKey != nil):
+		return nil, errors.New(`JWE JSON serialization mixes "recipients" with a flattened "header" or "encrypted_key"`)
+	case recipients == nil:
+		recipients = []rawRecipient{{Header: raw.Header, EncryptedKey: raw.EncryptedKey}}
+	case len(recipients) == 0:
+		return nil, errors.New(`JWE JSON serialization has an empty "recipients" list`)
+	case len(recipients) > MaxRecipients:
+		return nil, fmt.Errorf("JWE has %d recipients, more than the limit of %d", len(recipients), MaxRecipients)
+	}
+
+	obj := &Object{Serialization: JSON}
+	for i, rr := range recipients {
+		where := fmt.Sprintf("recipient %d header", i+1)
+		var header map[string]json.RawMessage
+		if rr.Header != nil {
+			if header, err = parseHeader(rr.Header, where); err != nil {
+				return nil, err
+			}
+			if err := checkHeader(header, where, false); err != nil {
+				return nil, err
+			}
+			if err := disjoint(protected, header, "protected header", where); err != nil {
+				return nil, err
+			}
+			if err := disjoint(unprotected, header, "unprotected header", where); err != nil {
+				return nil, err
+			}
+		}
+		var ek []byte
+		if rr.EncryptedKey != nil {
+			if ek, err = decodePart(*rr.EncryptedKey); err != nil {
+				return nil, fmt.Errorf("recipient %d encrypted key: %w", i+1, err)
+			}
+		}
+		rec, err := recipient(protected, unprotected, header, ek)
+		if err != nil {
+			return nil, fmt.Errorf("recipient %d: %w", i+1, err)
+		}
+		obj.Recipients = append(obj.Recipients, rec)
+	}
+
+	parts := map[string]*string{"iv": raw.IV, "ciphertext": raw.Ciphertext, "tag": raw.Tag}
+	decoded := map[string][]byte{}
+	for _, name := range []string{"iv", "ciphertext", "tag"} {
+		p := parts[name]
+		if p == nil {
+			return nil, fmt.Errorf("JWE JSON serialization has no %q", name)
+		}
+		if decoded[name], err = decodePart(*p); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	if raw.AAD != nil {
+		if _, err := decodePart(*raw.AAD); err != nil {
+			return nil, fmt.Errorf("aad: %w", err)
+		}
+	}
+	if err := obj.finish(protected, decoded["iv"], decoded["tag"]); err != nil {
+		return nil, err
+	}
+	obj.parsed, err = jose.ParseEncryptedJSON(v, KeyAlgorithms, ContentEncryptions)
+	if err != nil {
+		return nil, fmt.Errorf("malformed JWE: %w", err)
+	}
+	return obj, nil
+}
+
+// finish reads "enc" and the scope from the protected header and checks the
+// parts every JWE of ours has.
+func (o *Object) finish(protected map[string]json.RawMessage, iv, tag []byte) error {
+	enc, err := stringParam(protected, "enc")
+	if err != nil {
+		return fmt.Errorf("protected header: %w", err)
+	}
+	if enc == "" {
+		return errors.New(`protected header has no "enc"`)
+	}
+	o.Encryption = enc
+	if o.Scope, err = scopeFromHeader(protected); err != nil {
+		return err
+	}
+	if len(iv) == 0 {
+		return errors.New("initialization vector is empty")
+	}
+	if len(tag) == 0 {
+		return errors.New("authentication tag is empty")
+	}
+	return nil
+}
+
+// recipient builds a Recipient from the headers that apply to it.
+func recipient(protected, unprotected, header map[string]json.RawMessage, ek []byte) (Recipient, error) {
+	var r Recipient
+	for _, h := range []map[string]json.RawMessage{protected, unprotected, header} {
+		alg, err := stringParam(h, "alg")
+		if err != nil {
+			return r, err
+		}
+		if alg != "" {
+			r.Algorithm = alg
+		}
+		kid, err := stringParam(h, "kid")
+		if err != nil {
+			return r, err
+		}
+		if kid != "" {
+			r.KeyID = kid
+		}
+	}
+	if r.Algorithm == "" {
+		return r, errors.New(`no "alg" header`)
+	}
+	if len(ek) == 0 {
+		return r, fmt.Errorf("encrypted key is empty (required by %q)", r.Algorithm)
+	}
+	r.EncryptedKey = ek
+	return r, nil
+}
+
+// forbidden header parameters, with the reason given when one is present.
+var forbidden = map[string]string{
+	"zip":  "compression is not allowed",
+	"crit": "critical header extensions are not supported",
+	"p2s":  "password-based key encryption is not allowed",
+	"p2c":  "password-based key encryption is not allowed",
+	"jku":  "key URLs are not followed",
+	"x5u":  "certificate URLs are not followed",
+}
+
+// checkHeader applies the allow-lists and the forbidden parameters to one
+// header. Only the protected header may carry "enc" and the scope, so that
+// they are covered by the authentication tag.
+func checkHeader(h map[string]json.RawMessage, where string, protected bool) error {
+	for _, name := range sortedKeys(h) {
+		if reason, ok := forbidden[name]; ok {
+			return fmt.Errorf("%s has %q: %s", where, name, reason)
+		}
+		if !protected && (name == "enc" || name == HeaderNamespace || name == HeaderName) {
+			return fmt.Errorf("%s has %q, which must be in the protected header", where, name)
+		}
+	}
+	alg, err := stringParam(h, "alg")
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	if alg != "" && !slices.Contains(KeyAlgorithms, jose.KeyAlgorithm(alg)) {
+		return fmt.Errorf("%s: key algorithm %q is not allowed (allowed: %s)", where, alg, joinAlgs(KeyAlgorithms))
+	}
+	enc, err := stringParam(h, "enc")
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	if enc != "" && !slices.Contains(ContentEncryptions, jose.ContentEncryption(enc)) {
+		return fmt.Errorf("%s: content encryption %q is not allowed (allowed: %s)", where, enc, joinAlgs(ContentEncryptions))
+	}
+	return nil
+}
+
+// disjoint enforces RFC 7516 section 7.2.1: a header parameter name appears
+// in at most one of the headers that apply to a recipient. Without it an
+// "alg" in the unprotected header could shadow the protected one.
+func disjoint(a, b map[string]json.RawMessage, aName, bName string) error {
+	for _, name := range sortedKeys(b) {
+		if _, ok := a[name]; ok {
+			return fmt.Errorf("%q appears in both the %s and the %s", name, aName, bName)
+		}
+	}
+	return nil
+}
+
+// parseHeader decodes a JOSE header: one JSON object, no duplicate members,
+// within MaxHeaderSize.
+func parseHeader(b []byte, where string) (map[string]json.RawMessage, error) {
+	if len(b) > MaxHeaderSize {
+		return nil, fmt.Errorf("%s is %d bytes, larger than the limit of %d", where, len(b), MaxHeaderSize)
+	}
+	if err := checkJSONObject(b, where); err != nil {
+		return nil, err
+	}
+	var h map[string]json.RawMessage
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, fmt.Errorf("%s is not a JSON object: %w", where, err)
+	}
+	return h, nil
+}
+
+// checkJSONObject reports whether b is exactly one valid JSON object with no
+// duplicate member names at any depth. Parsers disagree about which of two
+// duplicates wins, so a duplicate is a way to show one value to a reviewer
+// and another to the decrypter.
+func checkJSONObject(b []byte, where string) error {
+	if !json.Valid(b) || !utf8.Valid(b) {
+		return fmt.Errorf("%s is not valid JSON in UTF-8", where)
+	}
+	if !bytes.HasPrefix(bytes.TrimLeft(b, " \t\r\n"), []byte("{")) {
+		return fmt.Errorf("%s is not a JSON object", where)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if name, dup := duplicateMember(dec); dup {
+		return fmt.Errorf("%s has the member %q more than once", where, name)
+	}
+	return nil
+}
+
+// duplicateMember walks one JSON value from dec (already known to be valid)
+// and returns the first member name that repeats within an object.
+func duplicateMember(dec *json.Decoder) (string, bool) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", false
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			nameTok, err := dec.Token()
+			if err != nil {
+				return "", false
+			}
+			name, _ := nameTok.(string)
+			if seen[name] {
+				return name, true
+			}
+			seen[name] = true
+			if n, dup := duplicateMember(dec); dup {
+				return n, true
+			}
+		}
+		_, _ = dec.Token() // '}'
+	case json.Delim('['):
+		for dec.More() {
+			if n, dup := duplicateMember(dec); dup {
+				return n, true
+			}
+		}
+		_, _ = dec.Token() // ']'
+	}
+	return "", false
+}
+
+// decodePart decodes one base64url part without padding, as RFC 7515
+// requires, naming the problem instead of echoing the input.
+func decodePart(s string) ([]byte, error) {
+	if i := strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}); i >= 0 {
+		return nil, fmt.Errorf("not base64url: character at offset %d is not in the base64url alphabet (padding and whitespace are not allowed)", i)
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, errors.New("not base64url: bad length or trailing bits")
+	}
+	return b, nil
+}
+
+// stringParam returns header parameter name as a string, "" when absent.
+func stringParam(h map[string]json.RawMessage, name string) (string, error) {
+	raw, ok := h[name]
+	if !ok {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("header parameter %q is not a string", name)
+	}
+	return s, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func joinAlgs[T ~string](algs []T) string {
+	s := make([]string, len(algs))
+	for i, a := range algs {
+		s[i] = string(a)
+	}
+	return strings.Join(s, ", ")
+}

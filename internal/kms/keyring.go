@@ -1,0 +1,128 @@
+package kms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+)
+
+// ErrNamespaceNotAllowed means the value names a configured key that may not be
+// used in the request's namespace. Unlike ErrKeyMismatch it is fatal: the key
+// would open the value, but policy forbids it here.
+var ErrNamespaceNotAllowed = errors.New("namespace not allowed for key")
+
+// Entry configures one key of a Keyring.
+type Entry struct {
+	// Decrypter unwraps with the key; its KeyID is the kid values name.
+	Decrypter Decrypter
+	// Provider names the key service for errors and metrics: "local",
+	// "gcpkms" or "vault".
+	Provider string
+	// Namespaces limits the key to namespaces matching one of these
+	// path.Match patterns. Empty allows every namespace.
+	Namespaces []string
+}
+
+type keyringEntry struct {
+	dec        Decrypter
+	provider   string
+	namespaces []string
+}
+
+// Keyring picks the Decrypter for a JWE recipient by key ID and enforces each
+// key's namespace policy. It does not change after NewKeyring, so it is safe
+// for concurrent use; to change the keys, build a new Keyring.
+type Keyring struct {
+	keys map[string]keyringEntry
+	ids  []string // sorted
+}
+
+// NewKeyring returns a Keyring holding entries. It fails when there are no
+// entries, an entry lacks a decrypter, key ID or provider, two entries share a
+// key ID, or a namespace pattern is malformed.
+func NewKeyring(entries ...Entry) (*Keyring, error) {
+	if len(entries) == 0 {
+		return nil, errors.New("keyring: no keys configured")
+	}
+	r := &Keyring{keys: make(map[string]keyringEntry, len(entries))}
+	for i, e := range entries {
+		if e.Decrypter == nil {
+			return nil, fmt.Errorf("keyring: entry %d has no decrypter", i)
+		}
+		kid := e.Decrypter.KeyID()
+		if kid == "" {
+			return nil, fmt.Errorf("keyring: entry %d (%s) has an empty key ID", i, e.Provider)
+		}
+		if e.Provider == "" {
+			return nil, fmt.Errorf("keyring: key %q has no provider", kid)
+		}
+		if prev, ok := r.keys[kid]; ok {
+			return nil, fmt.Errorf("keyring: key %q (%s) configured twice, also by %s", kid, e.Provider, prev.provider)
+		}
+		for _, p := range e.Namespaces {
+			if _, err := path.Match(p, ""); err != nil {
+				return nil, fmt.Errorf("keyring: key %q: namespace pattern %q: %w", kid, p, err)
+			}
+		}
+		r.keys[kid] = keyringEntry{dec: e.Decrypter, provider: e.Provider, namespaces: slices.Clone(e.Namespaces)}
+		r.ids = append(r.ids, kid)
+	}
+	slices.Sort(r.ids)
+	return r, nil
+}
+
+// Unwrap returns the content-encryption key of k, a recipient of a value in
+// namespace. It selects the key by k.KeyID; when k names no key and exactly one
+// key is configured, that key is used.
+//
+// The error wraps ErrKeyMismatch when no configured key fits k (the caller may
+// try another recipient), ErrNamespaceNotAllowed when the key may not be used
+// in namespace, and otherwise whatever the key's Decrypter returned.
+func (r *Keyring) Unwrap(ctx context.Context, namespace string, k WrappedKey) ([]byte, error) {
+	kid := k.KeyID
+	if kid == "" {
+		if len(r.ids) != 1 {
+			return nil, fmt.Errorf("value names no key and %d keys are configured: %w", len(r.ids), ErrKeyMismatch)
+		}
+		kid = r.ids[0]
+	}
+	e, ok := r.keys[kid]
+	if !ok {
+		return nil, fmt.Errorf("no configured key has kid %q: %w", kid, ErrKeyMismatch)
+	}
+	if !e.allows(namespace) {
+		return nil, fmt.Errorf("key %q may not be used in namespace %q: %w", kid, namespace, ErrNamespaceNotAllowed)
+	}
+	cek, err := e.dec.Unwrap(ctx, k)
+	if err != nil {
+		return nil, fmt.Errorf("unwrap with key %q (%s): %w", kid, e.provider, err)
+	}
+	return cek, nil
+}
+
+func (e keyringEntry) allows(namespace string) bool {
+	if len(e.namespaces) == 0 {
+		return true
+	}
+	for _, p := range e.namespaces {
+		// NewKeyring rejected malformed patterns.
+		if ok, _ := path.Match(p, namespace); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// KeyIDs returns the configured key IDs, sorted.
+func (r *Keyring) KeyIDs() []string {
+	return slices.Clone(r.ids)
+}
+
+// Provider returns the provider of the key with ID kid, and whether there is
+// such a key.
+func (r *Keyring) Provider(kid string) (string, bool) {
+	e, ok := r.keys[kid]
+	return e.provider, ok
+}

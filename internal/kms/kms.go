@@ -1,0 +1,41 @@
+// Package kms holds the key services that unwrap JWE content-encryption keys:
+// the Decrypter interface each provider implements, and the Keyring that picks a
+// provider by key ID and enforces each key's namespace policy.
+package kms
+
+import (
+	"context"
+	"errors"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// ErrKeyMismatch means "this key does not open this value": the key ID is not
+// configured, or a local key could not unwrap the content key. Callers may try
+// another recipient. Every other error from a Decrypter means the key service
+// failed and is fatal for the value.
+var ErrKeyMismatch = errors.New("key does not match")
+
+// WrappedKey is one JWE recipient's encrypted content-encryption key with what a
+// key service needs to unwrap it.
+type WrappedKey struct {
+	// KeyID is the recipient's "kid" header; empty when the JWE names none.
+	KeyID string
+	// Algorithm is the recipient's "alg" header, e.g. "RSA-OAEP-256".
+	Algorithm string
+	// EncryptedKey is the JWE Encrypted Key (empty for none of our algorithms).
+	EncryptedKey []byte
+	// Header is the recipient's merged JOSE header; ECDH-ES reads "epk", "apu"
+	// and "apv" from it.
+	Header jose.Header
+}
+
+// Decrypter unwraps content-encryption keys with one key.
+type Decrypter interface {
+	// KeyID is the key ID this decrypter answers to.
+	KeyID() string
+	// Unwrap returns the content-encryption key. It returns an error wrapping
+	// ErrKeyMismatch when the key cannot open k, and any other error when the
+	// key service failed.
+	Unwrap(ctx context.Context, k WrappedKey) ([]byte, error)
+}
