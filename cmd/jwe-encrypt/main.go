@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/local"
@@ -140,27 +141,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 // readPublicKeys reads the public keys of one recipient file.
 func readPublicKeys(path string) ([]local.PublicKey, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("recipient %q: %w", path, err)
+	keys, err := local.LoadPublicFile(path)
+	if err != nil && strings.Contains(err.Error(), "private key") {
+		return nil, fmt.Errorf("%w (hint: give custodians the public key: openssl pkey -in KEY -pubout)", err)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, 1<<20+1))
-	if err != nil {
-		return nil, fmt.Errorf("recipient %q: %w", path, err)
-	}
-	if len(data) > 1<<20 {
-		return nil, fmt.Errorf("recipient %q: larger than 1 MiB; is it a key file?", path)
-	}
-	keys, err := local.ParsePublicKeys(data)
-	if err != nil {
-		hint := ""
-		if bytes.Contains(data, []byte("PRIVATE KEY")) {
-			hint = " (hint: this is a private key; give the public key to custodians)"
-		}
-		return nil, fmt.Errorf("recipient %q: %w%s", path, err, hint)
-	}
-	return keys, nil
+	return keys, err
 }
 
 // trimNewline removes one trailing "\n" or "\r\n".

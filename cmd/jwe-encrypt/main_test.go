@@ -89,7 +89,7 @@ func TestErrors(t *testing.T) {
 	}{
 		"no recipient":    {nil, "x", "no recipient"},
 		"name alone":      {[]string{"-r", "testdata/rsa-2048.pub.pem", "--name", "db"}, "x", "--name needs --namespace"},
-		"missing file":    {[]string{"-r", "testdata/nope.pem"}, "x", `recipient "testdata/nope.pem"`},
+		"missing file":    {[]string{"-r", "testdata/nope.pem"}, "x", `key file "testdata/nope.pem"`},
 		"private key":     {[]string{"-r", "testdata/rsa-2048.pem"}, "x", "hint"},
 		"empty value":     {[]string{"-r", "testdata/rsa-2048.pub.pem"}, "\n", "empty value"},
 		"value in a flag": {[]string{"-r", "testdata/rsa-2048.pub.pem", "hunter2"}, "", "unexpected argument"},

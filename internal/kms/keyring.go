@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"time"
 )
 
 // ErrNamespaceNotAllowed means the value names a configured key that may not be
@@ -23,20 +24,25 @@ type Entry struct {
 	// Namespaces limits the key to namespaces matching one of these
 	// path.Match patterns. Empty allows every namespace.
 	Namespaces []string
+	// Timeout bounds each call to the key service, under whatever deadline
+	// the caller's context already has. Zero means only the caller's.
+	Timeout time.Duration
 }
 
 type keyringEntry struct {
 	dec        Decrypter
 	provider   string
 	namespaces []string
+	timeout    time.Duration
 }
 
 // Keyring picks the Decrypter for a JWE recipient by key ID and enforces each
 // key's namespace policy. It does not change after NewKeyring, so it is safe
 // for concurrent use; to change the keys, build a new Keyring.
 type Keyring struct {
-	keys map[string]keyringEntry
-	ids  []string // sorted
+	keys     map[string]keyringEntry
+	ids      []string // sorted
+	matchers []string // sorted IDs of the keys whose Decrypter is a KeyIDMatcher
 }
 
 // NewKeyring returns a Keyring holding entries. It fails when there are no
@@ -66,16 +72,21 @@ func NewKeyring(entries ...Entry) (*Keyring, error) {
 				return nil, fmt.Errorf("keyring: key %q: namespace pattern %q: %w", kid, p, err)
 			}
 		}
-		r.keys[kid] = keyringEntry{dec: e.Decrypter, provider: e.Provider, namespaces: slices.Clone(e.Namespaces)}
+		r.keys[kid] = keyringEntry{dec: e.Decrypter, provider: e.Provider, namespaces: slices.Clone(e.Namespaces), timeout: e.Timeout}
 		r.ids = append(r.ids, kid)
+		if _, ok := e.Decrypter.(KeyIDMatcher); ok {
+			r.matchers = append(r.matchers, kid)
+		}
 	}
 	slices.Sort(r.ids)
+	slices.Sort(r.matchers)
 	return r, nil
 }
 
 // Unwrap returns the content-encryption key of k, a recipient of a value in
-// namespace. It selects the key by k.KeyID; when k names no key and exactly one
-// key is configured, that key is used.
+// namespace. It selects the key whose KeyID is k.KeyID, else the one key whose
+// Decrypter is a KeyIDMatcher that matches it; when k names no key and exactly
+// one key is configured, that key is used.
 //
 // The error wraps ErrKeyMismatch when no configured key fits k (the caller may
 // try another recipient), ErrNamespaceNotAllowed when the key may not be used
@@ -88,18 +99,48 @@ func (r *Keyring) Unwrap(ctx context.Context, namespace string, k WrappedKey) ([
 		}
 		kid = r.ids[0]
 	}
-	e, ok := r.keys[kid]
-	if !ok {
-		return nil, fmt.Errorf("no configured key has kid %q: %w", kid, ErrKeyMismatch)
+	e, err := r.lookup(kid)
+	if err != nil {
+		return nil, err
 	}
 	if !e.allows(namespace) {
 		return nil, fmt.Errorf("key %q may not be used in namespace %q: %w", kid, namespace, ErrNamespaceNotAllowed)
 	}
+	if e.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.timeout)
+		defer cancel()
+	}
 	cek, err := e.dec.Unwrap(ctx, k)
-	if err != nil {
+	switch {
+	case err != nil && errors.Is(err, context.DeadlineExceeded):
+		return nil, fmt.Errorf("unwrap with key %q: key service %s did not answer in time: %w", kid, e.provider, err)
+	case err != nil:
 		return nil, fmt.Errorf("unwrap with key %q (%s): %w", kid, e.provider, err)
 	}
 	return cek, nil
+}
+
+// lookup returns the entry for kid: the key with that ID, else the one key
+// whose KeyIDMatcher matches it.
+func (r *Keyring) lookup(kid string) (keyringEntry, error) {
+	if e, ok := r.keys[kid]; ok {
+		return e, nil
+	}
+	var found []string
+	for _, id := range r.matchers {
+		if r.keys[id].dec.(KeyIDMatcher).MatchKeyID(kid) {
+			found = append(found, id)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return keyringEntry{}, fmt.Errorf("no configured key has kid %q: %w", kid, ErrKeyMismatch)
+	case 1:
+		return r.keys[found[0]], nil
+	}
+	// Fail closed rather than guess which key's namespace policy applies.
+	return keyringEntry{}, fmt.Errorf("kid %q matches several configured keys: %q", kid, found)
 }
 
 func (e keyringEntry) allows(namespace string) bool {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 )
@@ -236,5 +237,61 @@ func TestKeyringConcurrent(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// matcher is a fake Decrypter that also answers to the kids match accepts.
+type matcher struct {
+	*fakeDecrypter
+	match func(kid string) bool
+}
+
+func (m *matcher) MatchKeyID(kid string) bool { return m.match(kid) }
+
+func versions(kid string) *matcher {
+	return &matcher{newFake(kid), func(s string) bool { return strings.HasPrefix(s, kid+"/versions/") }}
+}
+
+func TestKeyringKeyIDMatcher(t *testing.T) {
+	t.Parallel()
+	r := mustKeyring(t,
+		Entry{Decrypter: versions("keys/hr"), Provider: "gcpkms", Namespaces: []string{"hr"}},
+		Entry{Decrypter: newFake("keys/hr/versions/1"), Provider: "local"},
+	)
+	tests := []struct {
+		kid, namespace string
+		wantCEK        string
+		wantIs         error
+	}{
+		{kid: "keys/hr/versions/2", namespace: "hr", wantCEK: "cek of keys/hr"},
+		{kid: "keys/hr/versions/1", namespace: "hr", wantCEK: "cek of keys/hr/versions/1"}, // an exact kid wins
+		{kid: "keys/hr/versions/2", namespace: "ops", wantIs: ErrNamespaceNotAllowed},
+		{kid: "keys/ops/versions/1", namespace: "hr", wantIs: ErrKeyMismatch},
+	}
+	for _, tt := range tests {
+		cek, err := r.Unwrap(t.Context(), tt.namespace, WrappedKey{KeyID: tt.kid})
+		if tt.wantIs != nil {
+			if !errors.Is(err, tt.wantIs) {
+				t.Errorf("%s in %s: got error %v, want %v", tt.kid, tt.namespace, err, tt.wantIs)
+			}
+			continue
+		}
+		if err != nil || string(cek) != tt.wantCEK {
+			t.Errorf("%s in %s: got %q, %v; want %q", tt.kid, tt.namespace, cek, err, tt.wantCEK)
+		}
+	}
+}
+
+func TestKeyringKeyIDMatcherAmbiguous(t *testing.T) {
+	t.Parallel()
+	all := func(string) bool { return true }
+	r := mustKeyring(t,
+		Entry{Decrypter: &matcher{newFake("b"), all}, Provider: "gcpkms"},
+		Entry{Decrypter: &matcher{newFake("a"), all}, Provider: "vault"},
+	)
+	_, err := r.Unwrap(t.Context(), "hr", WrappedKey{KeyID: "c"})
+	want := `kid "c" matches several configured keys: ["a" "b"]`
+	if err == nil || err.Error() != want || errors.Is(err, ErrKeyMismatch) {
+		t.Errorf("got error %v, want %q, not a mismatch", err, want)
 	}
 }

@@ -5,6 +5,7 @@ package kms
 
 import (
 	"context"
+	"crypto"
 	"errors"
 
 	"github.com/go-jose/go-jose/v4"
@@ -38,4 +39,27 @@ type Decrypter interface {
 	// ErrKeyMismatch when the key cannot open k, and any other error when the
 	// key service failed.
 	Unwrap(ctx context.Context, k WrappedKey) ([]byte, error)
+}
+
+// KeyIDMatcher is implemented by a Decrypter that answers to a family of key
+// IDs rather than one, such as every version of a KMS key. The keyring asks
+// it when no Decrypter's KeyID equals a value's kid.
+type KeyIDMatcher interface {
+	MatchKeyID(kid string) bool
+}
+
+// PublicKey is a key to encrypt to, as a key service publishes it.
+type PublicKey struct {
+	// Key is an *rsa.PublicKey or an *ecdsa.PublicKey.
+	Key crypto.PublicKey
+	// KeyID is the kid the webhook expects in values encrypted to Key.
+	KeyID string
+	// Algorithm is the JWE "alg" that Key decrypts, e.g. "RSA-OAEP-256".
+	Algorithm string
+}
+
+// PublicKeyer is implemented by a key service that can return the public key
+// to encrypt to. The custodian CLI uses it.
+type PublicKeyer interface {
+	PublicKey(ctx context.Context) (PublicKey, error)
 }

@@ -20,38 +20,47 @@ import (
 	"slices"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 )
 
 const (
-	// maxKeyFileSize caps how much of a key file LoadFile reads.
+	// maxKeyFileSize caps how much of a key file LoadFile and LoadPublicFile read.
 	maxKeyFileSize = 1 << 20
 	minRSABits     = 2048
 )
 
-// PublicKey is a key to encrypt to, as the custodian CLI reads it.
-type PublicKey struct {
-	// Key is an *rsa.PublicKey or an *ecdsa.PublicKey.
-	Key crypto.PublicKey
-	// KeyID is the kid to name in the JWE: the JWK's own "kid" if it named
-	// one, else the key's thumbprint (see KeyID).
-	KeyID string
-	// Algorithm is the key management algorithm to encrypt with: the JWK's
-	// "alg" if it named one, else "RSA-OAEP-256" for RSA and "ECDH-ES+A256KW"
-	// for EC keys.
-	Algorithm string
-}
+// PublicKey is a key to encrypt to, as ParsePublicKeys returns it: KeyID is the
+// JWK's own "kid" if it named one, else the key's thumbprint (see KeyID), and
+// Algorithm the JWK's "alg" if it named one, else "RSA-OAEP-256" for RSA and
+// "ECDH-ES+A256KW" for EC keys.
+type PublicKey = kms.PublicKey
 
 // LoadFile reads the private keys in the file at path, which may be at most
 // 1 MiB, with ParsePrivateKeys.
 func LoadFile(path string) ([]*Key, error) {
-	keys, err := loadFile(path)
+	return loadFile(path, ParsePrivateKeys)
+}
+
+// LoadPublicFile reads the public keys in the file at path, which may be at
+// most 1 MiB, with ParsePublicKeys.
+func LoadPublicFile(path string) ([]PublicKey, error) {
+	return loadFile(path, ParsePublicKeys)
+}
+
+func loadFile[T any](path string, parse func([]byte) ([]T, error)) ([]T, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("key file %q: %w", path, err)
+	}
+	keys, err := parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("key file %q: %w", path, err)
 	}
 	return keys, nil
 }
 
-func loadFile(path string) ([]*Key, error) {
+func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, withoutPath(err)
@@ -64,10 +73,10 @@ func loadFile(path string) ([]*Key, error) {
 	if len(data) > maxKeyFileSize {
 		return nil, errors.New("larger than the 1 MiB limit")
 	}
-	return ParsePrivateKeys(data)
+	return data, nil
 }
 
-// withoutPath drops the path from an *fs.PathError; LoadFile names it already.
+// withoutPath drops the path from an *fs.PathError; loadFile names it already.
 func withoutPath(err error) error {
 	if pe, ok := errors.AsType[*fs.PathError](err); ok {
 		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
@@ -106,7 +115,7 @@ func KeyID(pub crypto.PublicKey) (string, error) {
 		jwk = fmt.Appendf(nil, `{"e":"%s","kty":"RSA","n":"%s"}`, b64(e), b64(p.N.Bytes()))
 	case *ecdsa.PublicKey:
 		if p.Curve != elliptic.P256() && p.Curve != elliptic.P384() && p.Curve != elliptic.P521() {
-			return "", unsupportedKeyType(pub)
+			return "", fmt.Errorf("EC curve %s has no JWK name", p.Curve.Params().Name)
 		}
 		point, err := p.Bytes() // 0x04 || x || y, each coordinate full length
 		if err != nil {

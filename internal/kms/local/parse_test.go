@@ -282,13 +282,21 @@ func TestLoadFile(t *testing.T) {
 		{dir, fmt.Sprintf("key file %q: read: ", dir), nil},
 	}
 	for _, tt := range tests {
-		_, err := LoadFile(tt.path)
-		if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
-			t.Errorf("LoadFile(%q): got error %v, want one starting with %q", tt.path, err, tt.wantErr)
+		_, errPrivate := LoadFile(tt.path)
+		_, errPublic := LoadPublicFile(tt.path)
+		for _, err := range []error{errPrivate, errPublic} {
+			if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
+				t.Errorf("%s: got error %v, want one starting with %q", tt.path, err, tt.wantErr)
+			}
+			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+				t.Errorf("%s: error %v does not wrap %v", tt.path, err, tt.wantIs)
+			}
 		}
-		if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
-			t.Errorf("LoadFile(%q): error %v does not wrap %v", tt.path, err, tt.wantIs)
-		}
+	}
+
+	pubs, err := LoadPublicFile(filepath.Join("testdata", "set.pub.jwks"))
+	if err != nil || len(pubs) != 2 {
+		t.Errorf("LoadPublicFile: got %d keys, %v; want 2 keys", len(pubs), err)
 	}
 }
 

@@ -1,0 +1,296 @@
+// Package keyconfig reads the key configuration file: which keys the webhook
+// holds, in which key service, and for which namespaces.
+//
+//	keys:
+//	  - provider: local
+//	    local: {file: /etc/jwe-webhook/keys/cluster.pem}
+//	  - provider: gcpkms
+//	    gcpkms: {name: projects/p/locations/global/keyRings/r/cryptoKeys/hr}
+//	    namespaces: ["hr", "hr-*"]
+//	  - provider: vault
+//	    vault:
+//	      address: https://vault.example:8200
+//	      mount: transit
+//	      key: payments
+//	      auth: {method: kubernetes, role: jwe-webhook}
+//
+// Errors point at the line and field that is wrong.
+package keyconfig
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxFileSize is the largest key configuration file read.
+const MaxFileSize = 1 << 20
+
+// Providers are the key services a key may live in.
+var Providers = []string{"local", "gcpkms", "vault"}
+
+// File is a parsed key configuration.
+type File struct {
+	Keys []Key `yaml:"keys"`
+}
+
+// Key is one entry of the file.
+type Key struct {
+	// KID, when set, must equal the key ID the provider reports; it guards
+	// against a file that names a different key than its author meant.
+	KID      string `yaml:"kid"`
+	Provider string `yaml:"provider"`
+	// Namespaces limits the key to namespaces matching one of these
+	// path.Match globs; empty means every namespace.
+	Namespaces []string `yaml:"namespaces"`
+
+	Local  *Local  `yaml:"local"`
+	GCPKMS *GCPKMS `yaml:"gcpkms"`
+	Vault  *Vault  `yaml:"vault"`
+
+	// Line is where the entry starts in the file, for messages.
+	Line int `yaml:"-"`
+}
+
+// Local is a private key file (PEM, JWK or JWK Set); every key in it is held.
+type Local struct {
+	File string `yaml:"file"`
+}
+
+// GCPKMS is a Cloud KMS asymmetric decryption key.
+type GCPKMS struct {
+	// Name is a crypto key (every version of it) or one key version.
+	Name string `yaml:"name"`
+	// Endpoint overrides the API endpoint (host:port), e.g. a private
+	// service connect address.
+	Endpoint string `yaml:"endpoint"`
+	// Insecure talks plaintext gRPC without credentials. Only for a
+	// loopback endpoint in tests.
+	Insecure bool `yaml:"insecure"`
+}
+
+// Vault is a transit RSA key.
+type Vault struct {
+	Address string    `yaml:"address"`
+	Mount   string    `yaml:"mount"`
+	Key     string    `yaml:"key"`
+	Auth    VaultAuth `yaml:"auth"`
+	TLS     VaultTLS  `yaml:"tls"`
+}
+
+// VaultAuth says how the webhook logs in to Vault.
+type VaultAuth struct {
+	// Method is "kubernetes" (default) or "token".
+	Method string `yaml:"method"`
+	// Role is the Kubernetes auth role.
+	Role string `yaml:"role"`
+	// Mount is the Kubernetes auth mount; default "kubernetes".
+	Mount string `yaml:"mount"`
+	// ServiceAccountTokenFile defaults to the pod's projected token.
+	ServiceAccountTokenFile string `yaml:"serviceAccountTokenFile"`
+	// TokenFile holds a Vault token, for method "token".
+	TokenFile string `yaml:"tokenFile"`
+}
+
+// VaultTLS configures the connection to Vault.
+type VaultTLS struct {
+	CAFile     string `yaml:"caFile"`
+	ServerName string `yaml:"serverName"`
+}
+
+// ReadFile reads and validates the key configuration at path.
+func ReadFile(path string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", path, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxFileSize)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s:%w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse reads and validates a key configuration. Errors start with the line
+// number ("12: keys[1].gcpkms.name: …") so that ReadFile can prefix the path.
+func Parse(data []byte) (*File, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, yamlError(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var cfg File
+	if err := dec.Decode(&cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("1: empty key configuration; list keys under \"keys:\"")
+		}
+		return nil, yamlError(err)
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%d: one YAML document expected", more.Line)
+	}
+	for i, n := range entryNodes(&doc) {
+		if i < len(cfg.Keys) {
+			cfg.Keys[i].Line = n.Line
+		}
+	}
+	if len(cfg.Keys) == 0 {
+		return nil, errors.New("1: no keys: list at least one under \"keys:\"")
+	}
+	for i := range cfg.Keys {
+		if err := cfg.Keys[i].validate(); err != nil {
+			return nil, fmt.Errorf("%d: keys[%d].%w", cfg.Keys[i].Line, i, err)
+		}
+	}
+	return &cfg, nil
+}
+
+// yamlError turns "yaml: line 3: …" into "3: …".
+func yamlError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.ReplaceAll(msg, "\n  ", "; ")
+	if rest, ok := strings.CutPrefix(msg, "unmarshal errors:; "); ok {
+		msg = rest
+	}
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		return errors.New(rest)
+	}
+	return errors.New("1: " + msg)
+}
+
+// entryNodes returns the nodes of the items under "keys".
+func entryNodes(doc *yaml.Node) []*yaml.Node {
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return nil
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "keys" && root.Content[i+1].Kind == yaml.SequenceNode {
+			return root.Content[i+1].Content
+		}
+	}
+	return nil
+}
+
+func (k *Key) validate() error {
+	set := map[string]bool{"local": k.Local != nil, "gcpkms": k.GCPKMS != nil, "vault": k.Vault != nil}
+	switch {
+	case k.Provider == "":
+		return fmt.Errorf("provider: missing; one of %s", strings.Join(Providers, ", "))
+	case !set[k.Provider] && !slices.Contains(Providers, k.Provider):
+		return fmt.Errorf("provider: %q is not one of %s", k.Provider, strings.Join(Providers, ", "))
+	case !set[k.Provider]:
+		return fmt.Errorf("%s: missing; provider %q needs a %q block with its settings", k.Provider, k.Provider, k.Provider)
+	}
+	for _, p := range Providers {
+		if set[p] && p != k.Provider {
+			return fmt.Errorf("%s: settings for another provider than %q", p, k.Provider)
+		}
+	}
+	for i, ns := range k.Namespaces {
+		if ns == "" {
+			return fmt.Errorf("namespaces[%d]: empty pattern", i)
+		}
+		if _, err := path.Match(ns, ""); err != nil {
+			return fmt.Errorf("namespaces[%d]: %q is not a valid glob: %w", i, ns, err)
+		}
+	}
+	switch k.Provider {
+	case "local":
+		if k.Local.File == "" {
+			return errors.New("local.file: missing; the path of a private key file (PEM, JWK or JWK Set)")
+		}
+	case "gcpkms":
+		return k.GCPKMS.validate()
+	case "vault":
+		return k.Vault.validate()
+	}
+	return nil
+}
+
+func (g *GCPKMS) validate() error {
+	parts := strings.Split(g.Name, "/")
+	ok := (len(parts) == 8 || len(parts) == 10) && parts[0] == "projects" && parts[2] == "locations" &&
+		parts[4] == "keyRings" && parts[6] == "cryptoKeys" && (len(parts) == 8 || parts[8] == "cryptoKeyVersions")
+	for _, p := range parts {
+		ok = ok && p != ""
+	}
+	if !ok {
+		return fmt.Errorf("gcpkms.name: %q is not a crypto key (projects/P/locations/L/keyRings/R/cryptoKeys/K) or key version (…/cryptoKeyVersions/N)", g.Name)
+	}
+	if g.Insecure && !isLoopback(g.Endpoint) {
+		return fmt.Errorf("gcpkms.insecure: only allowed with a loopback endpoint, not %q", g.Endpoint)
+	}
+	return nil
+}
+
+func (v *Vault) validate() error {
+	switch {
+	case v.Address == "":
+		return errors.New("vault.address: missing, e.g. https://vault.vault.svc:8200")
+	case !validVaultAddress(v.Address):
+		return fmt.Errorf("vault.address: %q must be an https:// URL (plain http only to loopback)", v.Address)
+	case v.Mount == "":
+		return errors.New("vault.mount: missing; the transit mount path, e.g. transit")
+	case v.Key == "":
+		return errors.New("vault.key: missing; the transit key name")
+	case strings.Contains(v.Key, "/"):
+		return fmt.Errorf("vault.key: %q must not contain \"/\"", v.Key)
+	}
+	switch v.Auth.Method {
+	case "", "kubernetes":
+		if v.Auth.Role == "" {
+			return errors.New("vault.auth.role: missing; the Kubernetes auth role to log in with")
+		}
+	case "token":
+		if v.Auth.TokenFile == "" {
+			return errors.New("vault.auth.tokenFile: missing; a file holding the Vault token")
+		}
+	default:
+		return fmt.Errorf("vault.auth.method: %q is not kubernetes or token", v.Auth.Method)
+	}
+	return nil
+}
+
+func validVaultAddress(addr string) bool {
+	u, err := url.Parse(addr)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Host)
+}
+
+// isLoopback reports whether hostport names a loopback address.
+func isLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
