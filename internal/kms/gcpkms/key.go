@@ -1,0 +1,250 @@
+package gcpkms
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"sync"
+
+	"cloud.google.com/go/kms/apiv1/kmspb"
+	"github.com/go-jose/go-jose/v4"
+	"google.golang.org/api/iterator"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/kms"
+)
+
+// decryptAlgorithm is what a Cloud KMS decryption algorithm is in JWE terms.
+type decryptAlgorithm struct {
+	jwe  string // the JWE "alg" it decrypts
+	bits int    // the RSA modulus size
+}
+
+// decryptAlgorithms are the Cloud KMS algorithms a JWE recipient can use.
+// RSA_DECRYPT_OAEP_*_SHA512 has no JWE algorithm.
+var decryptAlgorithms = map[kmspb.CryptoKeyVersion_CryptoKeyVersionAlgorithm]decryptAlgorithm{
+	kmspb.CryptoKeyVersion_RSA_DECRYPT_OAEP_2048_SHA256: {string(jose.RSA_OAEP_256), 2048},
+	kmspb.CryptoKeyVersion_RSA_DECRYPT_OAEP_3072_SHA256: {string(jose.RSA_OAEP_256), 3072},
+	kmspb.CryptoKeyVersion_RSA_DECRYPT_OAEP_4096_SHA256: {string(jose.RSA_OAEP_256), 4096},
+	kmspb.CryptoKeyVersion_RSA_DECRYPT_OAEP_2048_SHA1:   {string(jose.RSA_OAEP), 2048},
+	kmspb.CryptoKeyVersion_RSA_DECRYPT_OAEP_3072_SHA1:   {string(jose.RSA_OAEP), 3072},
+	kmspb.CryptoKeyVersion_RSA_DECRYPT_OAEP_4096_SHA1:   {string(jose.RSA_OAEP), 4096},
+}
+
+// Key is a Cloud KMS key version, or a crypto key standing for every version
+// of it. Build one with Client.Key. It is safe for concurrent use.
+type Key struct {
+	c         *Client
+	name      string
+	isVersion bool
+
+	mu       sync.Mutex
+	versions map[string]publicKey // by version name, for the Key's lifetime
+}
+
+var (
+	_ kms.Decrypter    = (*Key)(nil)
+	_ kms.KeyIDMatcher = (*Key)(nil)
+	_ kms.PublicKeyer  = (*Key)(nil)
+)
+
+// publicKey is a key version's answer to GetPublicKey, checked.
+type publicKey struct {
+	alg kmspb.CryptoKeyVersion_CryptoKeyVersionAlgorithm
+	pem string
+}
+
+// Key returns the key named name: a key version
+// (projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N), or a
+// crypto key (…/cryptoKeys/K) meaning every version of it. It makes no call.
+func (c *Client) Key(name string) (*Key, error) {
+	isVersion, err := parseName(name)
+	if err != nil {
+		return nil, err
+	}
+	return &Key{c: c, name: name, isVersion: isVersion, versions: make(map[string]publicKey)}, nil
+}
+
+// KeyID returns the key's name.
+func (k *Key) KeyID() string { return k.name }
+
+// MatchKeyID reports whether kid is the key's name or, for a crypto key, the
+// name of one of its versions.
+func (k *Key) MatchKeyID(kid string) bool {
+	if kid == k.name {
+		return true
+	}
+	_, ok := versionOf(k.name, kid)
+	return !k.isVersion && ok
+}
+
+// Unwrap decrypts w's encrypted key with the key version w.KeyID names, which
+// must be the Key's own name or, for a crypto key, one of its versions. The
+// version's algorithm, read once per version with GetPublicKey, must decrypt
+// w.Algorithm.
+//
+// The error wraps kms.ErrKeyMismatch when w names another key or Cloud KMS
+// finds the ciphertext invalid. Any other error (a version whose algorithm
+// does not fit, a refused or failed call, a checksum that does not match)
+// names the call and what the service said; when ctx ended first it wraps
+// ctx.Err().
+func (k *Key) Unwrap(ctx context.Context, w kms.WrappedKey) ([]byte, error) {
+	version := w.KeyID
+	if !k.isVersionName(version) {
+		if k.isVersion {
+			return nil, fmt.Errorf("gcp kms: kid %q is not key version %q: %w", version, k.name, kms.ErrKeyMismatch)
+		}
+		return nil, fmt.Errorf("gcp kms: kid %q is not a version of crypto key %q: %w", version, k.name, kms.ErrKeyMismatch)
+	}
+	pk, err := k.publicKey(ctx, version)
+	if err != nil {
+		return nil, err
+	}
+	if a, ok := decryptAlgorithms[pk.alg]; !ok || a.jwe != w.Algorithm {
+		return nil, fmt.Errorf("gcp kms: key version %q has algorithm %s, which does not decrypt %q", version, pk.alg, w.Algorithm)
+	}
+	resp, err := k.c.kms.AsymmetricDecrypt(ctx, &kmspb.AsymmetricDecryptRequest{
+		Name:             version,
+		Ciphertext:       w.EncryptedKey,
+		CiphertextCrc32C: wrapperspb.Int64(crc32c(w.EncryptedKey)),
+	}, k.c.call...)
+	if err != nil {
+		err = newCallError(ctx, "decrypt with", version, err)
+		if status.Code(err) == codes.InvalidArgument && ctx.Err() == nil {
+			// "Decryption failed": the value was encrypted to another key,
+			// or its encrypted key was altered.
+			return nil, fmt.Errorf("%w: %w", err, kms.ErrKeyMismatch)
+		}
+		return nil, err
+	}
+	cek := resp.GetPlaintext()
+	switch {
+	case !resp.GetVerifiedCiphertextCrc32C():
+		clear(cek)
+		return nil, fmt.Errorf("gcp kms: decrypt with %q: Cloud KMS did not verify the ciphertext's CRC32C checksum", version)
+	case resp.GetPlaintextCrc32C() == nil || resp.GetPlaintextCrc32C().GetValue() != crc32c(cek):
+		clear(cek)
+		return nil, fmt.Errorf("gcp kms: decrypt with %q: the plaintext does not match its CRC32C checksum", version)
+	}
+	return cek, nil
+}
+
+// isVersionName reports whether name is the Key's version or one of its
+// crypto key's versions.
+func (k *Key) isVersionName(name string) bool {
+	if k.isVersion {
+		return name == k.name
+	}
+	_, ok := versionOf(k.name, name)
+	return ok
+}
+
+// publicKey returns the public key of version, fetched once for the Key's
+// lifetime. Concurrent first calls may each fetch it.
+func (k *Key) publicKey(ctx context.Context, version string) (publicKey, error) {
+	k.mu.Lock()
+	pk, ok := k.versions[version]
+	k.mu.Unlock()
+	if ok {
+		return pk, nil
+	}
+	resp, err := k.c.kms.GetPublicKey(ctx, &kmspb.GetPublicKeyRequest{Name: version}, k.c.call...)
+	if err != nil {
+		return publicKey{}, newCallError(ctx, "get public key of", version, err)
+	}
+	switch {
+	case resp.GetName() != version:
+		return publicKey{}, fmt.Errorf("gcp kms: get public key of %q: the answer is for %q", version, resp.GetName())
+	case resp.GetPemCrc32C() == nil || resp.GetPemCrc32C().GetValue() != crc32c([]byte(resp.GetPem())):
+		return publicKey{}, fmt.Errorf("gcp kms: get public key of %q: the PEM does not match its CRC32C checksum", version)
+	}
+	pk = publicKey{alg: resp.GetAlgorithm(), pem: resp.GetPem()}
+	k.mu.Lock()
+	k.versions[version] = pk
+	k.mu.Unlock()
+	return pk, nil
+}
+
+// PublicKey returns the public key to encrypt to, with the key version's name
+// as KeyID. For a crypto key that is its highest-numbered ENABLED version:
+// asymmetric keys have no primary version, so PublicKey lists the versions.
+// A version whose algorithm is not RSA-OAEP decryption with SHA-256 or SHA-1
+// is refused.
+func (k *Key) PublicKey(ctx context.Context) (kms.PublicKey, error) {
+	version := k.name
+	if !k.isVersion {
+		var err error
+		if version, err = k.newestEnabledVersion(ctx); err != nil {
+			return kms.PublicKey{}, err
+		}
+	}
+	pk, err := k.publicKey(ctx, version)
+	if err != nil {
+		return kms.PublicKey{}, err
+	}
+	a, ok := decryptAlgorithms[pk.alg]
+	if !ok {
+		return kms.PublicKey{}, fmt.Errorf("gcp kms: key version %q has algorithm %s, not RSA_DECRYPT_OAEP_*_SHA256 (RSA-OAEP-256) or _SHA1 (RSA-OAEP)", version, pk.alg)
+	}
+	pub, err := parseRSAPublicKey(pk.pem, a.bits)
+	if err != nil {
+		return kms.PublicKey{}, fmt.Errorf("gcp kms: public key of %q: %w", version, err)
+	}
+	return kms.PublicKey{Key: pub, KeyID: version, Algorithm: a.jwe}, nil
+}
+
+// newestEnabledVersion returns the name of the crypto key's highest-numbered
+// version in state ENABLED.
+func (k *Key) newestEnabledVersion(ctx context.Context) (string, error) {
+	it := k.c.kms.ListCryptoKeyVersions(ctx, &kmspb.ListCryptoKeyVersionsRequest{
+		Parent: k.name,
+		Filter: "state=ENABLED",
+	}, k.c.call...)
+	newest, newestN := "", 0
+	for {
+		v, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return "", newCallError(ctx, "list versions of", k.name, err)
+		}
+		n, ok := versionOf(k.name, v.GetName())
+		if !ok {
+			return "", fmt.Errorf("gcp kms: list versions of %q: the answer lists %q", k.name, v.GetName())
+		}
+		if v.GetState() == kmspb.CryptoKeyVersion_ENABLED && n > newestN {
+			newest, newestN = v.GetName(), n
+		}
+	}
+	if newest == "" {
+		return "", fmt.Errorf("gcp kms: crypto key %q has no enabled version", k.name)
+	}
+	return newest, nil
+}
+
+// parseRSAPublicKey parses a PEM "PUBLIC KEY" (SubjectPublicKeyInfo) holding
+// an RSA key of the given size.
+func parseRSAPublicKey(s string, bits int) (*rsa.PublicKey, error) {
+	block, _ := pem.Decode([]byte(s))
+	if block == nil || block.Type != "PUBLIC KEY" {
+		return nil, errors.New(`not a PEM "PUBLIC KEY"`)
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	rsaPub, ok := pub.(*rsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("%T, not an RSA key", pub)
+	}
+	if rsaPub.N.BitLen() != bits {
+		return nil, fmt.Errorf("RSA key of %d bits, its algorithm says %d", rsaPub.N.BitLen(), bits)
+	}
+	return rsaPub, nil
+}
