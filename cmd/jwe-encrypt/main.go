@@ -1,158 +1,173 @@
-// Command jwe-encrypt encrypts a secret value to a public key, as a JWE that
-// jwe-webhook decrypts when the Secret that holds it is applied.
+// Command jwe-encrypt is the Secrets custodian's tool. It encrypts a secret
+// value, or every value of the Secrets in a Kubernetes manifest, to the public
+// key of the cluster that will hold it, as a JWE that only jwe-webhook can
+// decrypt when the Secret is applied. It also shows what an encrypted value
+// is bound to (inspect), and finds values left unencrypted (lint).
 package main
 
 import (
-	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strings"
+	"os/signal"
+	"runtime/debug"
 
-	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
-	"github.com/jwe-webhook/jwe-webhook/internal/kms/local"
+	"golang.org/x/term"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-const usage = `Usage:
-    jwe-encrypt -r PUBLIC-KEY [--namespace NS [--name NAME]] < value > value.jwe
+// versionString returns version, or else the module version go install
+// recorded.
+func versionString() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && version == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return version
+}
 
-Encrypts the value read from standard input to a public key and prints a
-compact JWE (one recipient) or a JWE JSON serialization (several). Put the
-output in a Secret's stringData; jwe-webhook decrypts it when the Secret is
-applied, and only there.
+const usage = `jwe-encrypt encrypts secrets for jwe-webhook: only the cluster's key can
+decrypt them, and only when the Secret is applied there.
 
-Options:
-    -r, --recipient FILE   Public key to encrypt to: PEM (SPKI, PKCS#1,
-                           certificate), JWK or JWK Set. Repeat to encrypt
-                           for several clusters at once.
-    --namespace NS         Bind the value to namespace NS.
-    --name NAME            With --namespace, bind the value to Secret NAME.
-    --kid KID              Key ID to write (default: the key's JWK thumbprint,
-                           or the kid a JWK names). Only with one recipient.
-    --enc ALG              Content encryption: A256GCM (default), A128GCM,
-                           A128CBC-HS256, A256CBC-HS512.
-    --version              Print the version and exit.
+Usage:
+    jwe-encrypt -r RECIPIENT... [--namespace NS --name NAME] [-o FILE]
+    jwe-encrypt -r RECIPIENT... -f MANIFEST [-i | -o FILE]
+    jwe-encrypt inspect [FILE]
+    jwe-encrypt lint [--strict] PATH...
 
-The value is read from standard input; one trailing newline is removed, so
-'echo pw | jwe-encrypt …' encrypts "pw".
+Commands:
+    (none)     Encrypt one value, or the Secrets of a manifest with -f.
+    inspect    Show how values are encrypted and what they are bound to.
+    lint       Report Secret values in files that are not encrypted.
 
-Examples:
-    $ jwe-encrypt -r cluster-key.pub.pem --namespace shop --name db < password.txt
-    $ printf %s "$PASSWORD" | jwe-encrypt -r prod.pem -r staging.pem --namespace shop
+Run 'jwe-encrypt -h' for the options of encryption, 'jwe-encrypt inspect -h'
+and 'jwe-encrypt lint -h' for the others.
 `
 
 func main() {
-	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "jwe-encrypt: %v\n", err)
-		}
-		os.Exit(1)
+	c := &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	if fd := int(os.Stdin.Fd()); term.IsTerminal(fd) {
+		c.prompt = func(prompt string) ([]byte, error) { return readPassword(fd, prompt) }
 	}
+	os.Exit(c.main(context.Background(), os.Args[1:]))
 }
 
-// options are the parsed command line.
-type options struct {
-	recipients      []string
-	namespace, name string
-	kid, enc        string
-	version         bool
-}
-
-func parse(args []string, stderr io.Writer) (*options, error) {
-	var o options
-	fs := flag.NewFlagSet("jwe-encrypt", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { io.WriteString(stderr, usage) }
-	addRecipient := func(s string) error { o.recipients = append(o.recipients, s); return nil }
-	fs.Func("r", "", addRecipient)
-	fs.Func("recipient", "", addRecipient)
-	fs.StringVar(&o.namespace, "namespace", "", "")
-	fs.StringVar(&o.name, "name", "", "")
-	fs.StringVar(&o.kid, "kid", "", "")
-	fs.StringVar(&o.enc, "enc", "", "")
-	fs.BoolVar(&o.version, "version", false, "")
-	if err := fs.Parse(args); err != nil {
+// readPassword reads a line from the terminal fd without echo. Interrupted,
+// it turns echo back on before the program exits.
+func readPassword(fd int, prompt string) ([]byte, error) {
+	state, err := term.GetState(fd)
+	if err != nil {
 		return nil, err
 	}
-	if o.version {
-		return &o, nil
-	}
+	interrupt := make(chan os.Signal, 1)
+	signal.Notify(interrupt, os.Interrupt)
+	done := make(chan struct{})
+	defer func() {
+		signal.Stop(interrupt)
+		close(done)
+	}()
+	go func() {
+		select {
+		case <-interrupt:
+			_ = term.Restore(fd, state)
+			fmt.Fprintln(os.Stderr)
+			os.Exit(130)
+		case <-done:
+		}
+	}()
+	fmt.Fprint(os.Stderr, prompt)
+	defer fmt.Fprintln(os.Stderr)
+	return term.ReadPassword(fd)
+}
+
+// cli is one run of the program with what it reads and writes.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	// prompt asks for a value on the terminal without echoing it; nil when
+	// standard input is not a terminal.
+	prompt func(prompt string) ([]byte, error)
+}
+
+// main runs the command line args and returns the exit status.
+func (c *cli) main(ctx context.Context, args []string) int {
+	err := c.run(ctx, args)
 	switch {
-	case fs.NArg() > 0:
-		return nil, fmt.Errorf("unexpected argument %q; the value is read from standard input", fs.Arg(0))
-	case len(o.recipients) == 0:
-		return nil, errors.New("no recipient: give a public key with -r FILE (see -h)")
-	case o.name != "" && o.namespace == "":
-		return nil, errors.New("--name needs --namespace: a Secret is named within a namespace")
-	case o.kid != "" && len(o.recipients) > 1:
-		return nil, errors.New("--kid applies to one recipient; with several, each key's own kid is used")
+	case err == nil, errors.Is(err, errHelp):
+		return 0
 	}
-	return &o, nil
+	fmt.Fprintf(c.stderr, "jwe-encrypt: %v\n", err)
+	if h, ok := errors.AsType[*hintError](err); ok {
+		fmt.Fprintf(c.stderr, "jwe-encrypt: hint: %s\n", h.hint)
+	}
+	return 1
 }
 
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	o, err := parse(args, stderr)
-	if err != nil {
-		return err
+func (c *cli) run(ctx context.Context, args []string) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "inspect":
+			return c.inspect(args[1:])
+		case "lint":
+			return c.lint(args[1:])
+		case "help":
+			fmt.Fprint(c.stdout, usage)
+			return nil
+		}
 	}
-	if o.version {
-		fmt.Fprintf(stdout, "jwe-encrypt %s\n", version)
-		return nil
-	}
-	var recipients []jwe.PublicKey
-	for _, path := range o.recipients {
-		keys, err := readPublicKeys(path)
+	return c.encrypt(ctx, args)
+}
+
+// warnf writes a warning to standard error.
+func (c *cli) warnf(format string, args ...any) {
+	fmt.Fprintf(c.stderr, "jwe-encrypt: warning: "+format+"\n", args...)
+}
+
+// errHelp ends a run that printed the usage text: exit status 0.
+var errHelp = errors.New("help requested")
+
+// hintError is an error with a suggestion of what to do about it.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e *hintError) Error() string { return e.err.Error() }
+func (e *hintError) Unwrap() error { return e.err }
+
+// withHint adds a hint to err, printed on a line of its own.
+func withHint(err error, format string, args ...any) error {
+	return &hintError{err: err, hint: fmt.Sprintf(format, args...)}
+}
+
+// parseFlags parses args with fs, printing usage on -h. Flags may come after
+// arguments ("lint . --strict"); "--" ends the flags. It returns the
+// arguments.
+func (c *cli) parseFlags(fs *flag.FlagSet, usage string, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	var rest []string
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(c.stdout, usage)
+			return nil, errHelp
+		}
 		if err != nil {
-			return err
+			return nil, withHint(err, "run '%s -h' for the options", fs.Name())
 		}
-		for _, k := range keys {
-			recipients = append(recipients, jwe.PublicKey{Key: k.Key, KeyID: k.KeyID, Algorithm: k.Algorithm})
+		left := fs.Args()
+		if len(left) == 0 {
+			return rest, nil
 		}
-	}
-	if o.kid != "" {
-		if len(recipients) != 1 {
-			return fmt.Errorf("--kid applies to one recipient; %q holds %d keys", o.recipients[0], len(recipients))
+		if used := len(args) - len(left); used > 0 && args[used-1] == "--" {
+			return append(rest, left...), nil
 		}
-		recipients[0].KeyID = o.kid
+		rest, args = append(rest, left[0]), left[1:]
 	}
-	value, err := io.ReadAll(io.LimitReader(stdin, jwe.MaxSize+1))
-	if err != nil {
-		return fmt.Errorf("read value: %w", err)
-	}
-	if len(value) > jwe.MaxSize {
-		return fmt.Errorf("value is larger than %d bytes; a Secret holds at most 1 MiB", jwe.MaxSize)
-	}
-	value = trimNewline(value)
-	if len(value) == 0 {
-		return errors.New("empty value on standard input (hint: printf %s \"$SECRET\" | jwe-encrypt …)")
-	}
-	out, err := jwe.Encrypt(value, jwe.Scope{Namespace: o.namespace, Name: o.name}, o.enc, recipients...)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(stdout, out)
-	return err
-}
-
-// readPublicKeys reads the public keys of one recipient file.
-func readPublicKeys(path string) ([]local.PublicKey, error) {
-	keys, err := local.LoadPublicFile(path)
-	if err != nil && strings.Contains(err.Error(), "private key") {
-		return nil, fmt.Errorf("%w (hint: give custodians the public key: openssl pkey -in KEY -pubout)", err)
-	}
-	return keys, err
-}
-
-// trimNewline removes one trailing "\n" or "\r\n".
-func trimNewline(b []byte) []byte {
-	if b, ok := bytes.CutSuffix(b, []byte("\n")); ok {
-		b, _ = bytes.CutSuffix(b, []byte("\r"))
-		return b
-	}
-	return b
 }

@@ -3,132 +3,425 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
+	"cloud.google.com/go/kms/apiv1/kmspb"
+	"github.com/rogpeppe/go-internal/testscript"
+	"go.uber.org/zap"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/admission"
 	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/gcpkms"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/gcpkms/gcpkmstest"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/local"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/vault"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/vault/vaulttest"
+	"github.com/jwe-webhook/jwe-webhook/internal/manifest"
 )
 
-type keyring struct{ kr *kms.Keyring }
+// TestMain makes the test binary answer to jwe-encrypt and decrypt-for-test
+// when the scripts run them.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"jwe-encrypt":      main,
+		"decrypt-for-test": func() { os.Exit(decryptForTest(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+	})
+}
 
-func (k keyring) UnwrapKey(ctx context.Context, r jwe.Recipient) ([]byte, error) {
-	cek, err := k.kr.Unwrap(ctx, "shop", kms.WrappedKey(r))
+// The key service keys the scripts use, in the fakes TestScripts starts.
+const (
+	gcpCryptoKey = "projects/p/locations/global/keyRings/k8s/cryptoKeys/secrets"
+	vaultMount   = "transit"
+	vaultKey     = "k8s-secrets"
+)
+
+// TestScripts runs testdata/script/*.txtar. Each script finds the key files
+// of testdata in $WORK/keys, a fake Cloud KMS holding gcpCryptoKey (versions
+// 1 and 2 enabled, 3 disabled) through JWE_ENCRYPT_GCPKMS_ENDPOINT, and a
+// fake Vault holding the transit key vaultKey (versions 1 and 2) through
+// VAULT_ADDR and VAULT_TOKEN (also in VAULT_ROOT_TOKEN). Besides
+// jwe-encrypt and decrypt-for-test, scripts have the commands redact-jwe,
+// mode and write.
+func TestScripts(t *testing.T) {
+	gcp := gcpkmstest.Start(t)
+	for n, state := range []kmspb.CryptoKeyVersion_CryptoKeyVersionState{kmspb.CryptoKeyVersion_ENABLED, kmspb.CryptoKeyVersion_ENABLED, kmspb.CryptoKeyVersion_DISABLED} {
+		name := fmt.Sprintf("%s/cryptoKeyVersions/%d", gcpCryptoKey, n+1)
+		key, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := gcp.AddVersion(name, kmspb.CryptoKeyVersion_RSA_DECRYPT_OAEP_2048_SHA256, key); err != nil {
+			t.Fatal(err)
+		}
+		if err := gcp.SetState(name, state); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := vaulttest.New(vaulttest.Options{})
+	t.Cleanup(v.Close)
+	if err := v.CreateKey(vaultMount, vaultKey, "rsa-2048"); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, v.URL+"/v1/"+vaultMount+"/keys/"+vaultKey+"/rotate", nil)
+	req.Header.Set("X-Vault-Token", v.RootToken)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("rotate the Vault key: %v %v", resp, err)
+	}
+
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			if err := copyKeys(filepath.Join(env.WorkDir, "keys")); err != nil {
+				return err
+			}
+			env.Setenv("GCPKMS_KEY", gcpCryptoKey)
+			env.Setenv(envGCPKMSEndpoint, gcp.Addr())
+			env.Setenv(envGCPKMSInsecure, "1")
+			env.Setenv("VAULT_ADDR", v.URL)
+			env.Setenv("VAULT_TOKEN", v.RootToken)
+			env.Setenv("VAULT_ROOT_TOKEN", v.RootToken)
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"redact-jwe": redactJWE,
+			"mode":       fileMode,
+			"write":      writeFile,
+		},
+	})
+}
+
+// jwePattern matches a JWE in a manifest: compact, or a JSON serialization
+// in single quotes.
+var jwePattern = regexp.MustCompile(`eyJ[\w-]*(\.[\w-]*){4}|'\{"ciphertext":[^']*\}'`)
+
+// redactJWE writes file IN to OUT with each JWE replaced by "JWE", so that
+// scripts can compare encrypted manifests: redact-jwe IN OUT.
+func redactJWE(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: redact-jwe IN OUT")
+	}
+	out := jwePattern.ReplaceAllString(ts.ReadFile(args[0]), "JWE")
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(out), 0o644))
+}
+
+// writeFile writes its arguments to a file: write FILE TEXT...
+func writeFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: write FILE TEXT...")
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(strings.Join(args[1:], " ")), 0o600))
+}
+
+// fileMode checks the permission bits of a file: mode FILE 0640.
+func fileMode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: mode FILE PERM")
+	}
+	fi, err := os.Stat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if got := fmt.Sprintf("%04o", fi.Mode().Perm()); got != args[1] {
+		ts.Fatalf("%s has mode %s, want %s", args[0], got, args[1])
+	}
+}
+
+// copyKeys copies the key files of testdata to dir.
+func copyKeys(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	files, err := filepath.Glob("testdata/*.*")
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const decryptUsage = `usage:
+    decrypt-for-test KEYS NAMESPACE NAME < JWE     print the plaintext, quoted
+    decrypt-for-test KEYS -f MANIFEST              print ns/name key="plaintext" per value
+KEYS is a comma-separated list of private key files, gcpkms://NAME and
+vault://MOUNT/KEY (reached as jwe-encrypt reaches them). Values are checked
+against the Secret's namespace and name, and decrypted through a keyring,
+as the webhook does.`
+
+// decryptForTest is the scripts' stand-in for the webhook.
+func decryptForTest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) != 3 {
+		fmt.Fprintln(stderr, decryptUsage)
+		return 2
+	}
+	if err := decryptToStdout(args, stdin, stdout); err != nil {
+		fmt.Fprintf(stderr, "decrypt-for-test: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func decryptToStdout(args []string, stdin io.Reader, stdout io.Writer) error {
+	ctx := context.Background()
+	kr, closeKeys, err := keyring(ctx, strings.Split(args[0], ","))
+	defer closeKeys()
+	if err != nil {
+		return err
+	}
+	if args[1] == "-f" {
+		return decryptManifest(ctx, kr, args[2], stdout)
+	}
+	in, err := io.ReadAll(stdin)
+	if err != nil {
+		return err
+	}
+	pt, err := decryptValue(ctx, kr, in, args[1], args[2])
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%q\n", pt)
+	return err
+}
+
+// keyring builds the webhook's keyring from key files and key services.
+func keyring(ctx context.Context, specs []string) (*kms.Keyring, func(), error) {
+	var entries []kms.Entry
+	var closers []func()
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	for _, spec := range specs {
+		switch {
+		case strings.HasPrefix(spec, gcpkmsScheme):
+			opts, err := gcpOptions(os.Getenv)
+			if err != nil {
+				return nil, closeAll, err
+			}
+			c, err := gcpkms.NewClient(ctx, opts...)
+			if err != nil {
+				return nil, closeAll, err
+			}
+			closers = append(closers, func() { c.Close() })
+			k, err := c.Key(strings.TrimPrefix(spec, gcpkmsScheme))
+			if err != nil {
+				return nil, closeAll, err
+			}
+			entries = append(entries, kms.Entry{Decrypter: k, Provider: "gcpkms"})
+		case strings.HasPrefix(spec, vaultScheme):
+			mount, key, _, err := vault.ParseKeyID(spec)
+			if err != nil {
+				return nil, closeAll, err
+			}
+			k, err := vault.New(ctx, vault.Config{Address: os.Getenv("VAULT_ADDR"), Mount: mount, Key: key,
+				Auth: vault.AuthConfig{Method: vault.AuthToken, Token: os.Getenv("VAULT_TOKEN")}}, nil)
+			if err != nil {
+				return nil, closeAll, err
+			}
+			closers = append(closers, func() { k.Close() })
+			entries = append(entries, kms.Entry{Decrypter: k, Provider: "vault"})
+		default:
+			keys, err := local.LoadFile(spec)
+			if err != nil {
+				return nil, closeAll, err
+			}
+			for _, k := range keys {
+				entries = append(entries, kms.Entry{Decrypter: k, Provider: "local"})
+			}
+		}
+	}
+	kr, err := kms.NewKeyring(entries...)
+	return kr, closeAll, err
+}
+
+// unwrapper is the keyring in one namespace, as jwe.Object.Decrypt asks it.
+type unwrapper struct {
+	kr        *kms.Keyring
+	namespace string
+}
+
+func (u unwrapper) UnwrapKey(ctx context.Context, r jwe.Recipient) ([]byte, error) {
+	cek, err := u.kr.Unwrap(ctx, u.namespace, kms.WrappedKey(r))
 	if errors.Is(err, kms.ErrKeyMismatch) {
 		return nil, fmt.Errorf("%w: %w", jwe.ErrNoKey, err)
 	}
 	return cek, err
 }
 
-func privateKeys(t *testing.T, names ...string) keyring {
-	t.Helper()
-	var entries []kms.Entry
-	for _, n := range names {
-		ks, err := local.LoadFile("testdata/" + n)
+// decryptValue checks a JWE's scope against the Secret namespace/name and
+// decrypts it.
+func decryptValue(ctx context.Context, kr *kms.Keyring, value []byte, namespace, name string) ([]byte, error) {
+	obj, err := jwe.Parse(value)
+	if err != nil {
+		return nil, err
+	}
+	if err := obj.Scope.Check(namespace, name); err != nil {
+		return nil, err
+	}
+	pt, _, err := obj.Decrypt(ctx, unwrapper{kr, namespace})
+	return pt, err
+}
+
+func decryptManifest(ctx context.Context, kr *kms.Keyring, path string, w io.Writer) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	f, err := manifest.Parse(data)
+	if err != nil {
+		return err
+	}
+	for _, s := range f.Secrets() {
+		for _, v := range s.Values {
+			if v.Err != nil {
+				return fmt.Errorf("%s key %q: %w", s, v.Key, v.Err)
+			}
+			pt := v.Bytes
+			if jwe.Detect(v.Bytes) {
+				if pt, err = decryptValue(ctx, kr, v.Bytes, s.Namespace, s.Name); err != nil {
+					return fmt.Errorf("%s key %q: %w", s, v.Key, err)
+				}
+			} else {
+				fmt.Fprint(w, "(not encrypted) ")
+			}
+			fmt.Fprintf(w, "%s %s=%q\n", s, v.Key, pt)
+		}
+	}
+	return nil
+}
+
+// TestTwoClusters encrypts a manifest for two clusters and has the webhook's
+// admission logic of each, with a keyring holding only its own key, accept
+// the Secret and decrypt every value.
+func TestTwoClusters(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "secret.yaml")
+	in := "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: hr\ndata:\n  password: aHVudGVyMg==\nstringData:\n  user: admin\n"
+	if err := os.WriteFile(path, []byte(in), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	c := &cli{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &stderr, getenv: func(string) string { return "" }}
+	if code := c.main(t.Context(), []string{"-r", "testdata/rsa-2048.pub.pem", "-r", "testdata/ec-p256.pub.pem", "-f", path, "-i"}); code != 0 {
+		t.Fatalf("jwe-encrypt: %s", stderr.String())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := manifest.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the apiserver sends the webhook: stringData merged into data.
+	s := f.Secrets()[0]
+	obj := map[string]any{"apiVersion": "v1", "kind": "Secret",
+		"metadata": map[string]any{"name": s.Name, "namespace": s.Namespace}, "data": map[string][]byte{}}
+	for _, v := range s.Values {
+		obj["data"].(map[string][]byte)[v.Key] = v.Bytes
+		if o, err := jwe.Parse(v.Bytes); err != nil || len(o.Recipients) != 2 {
+			t.Fatalf("key %q: not a JWE for two recipients: %v", v.Key, err)
+		}
+	}
+	for _, key := range []string{"testdata/rsa-2048.pem", "testdata/ec-p256.pem"} {
+		kr, _, err := keyring(t.Context(), []string{key})
 		if err != nil {
 			t.Fatal(err)
 		}
-		entries = append(entries, kms.Entry{Decrypter: ks[0], Provider: "local"})
+		resp := admission.NewReviewer(kr, admission.Options{}).Review(t.Context(), zap.NewNop(), admissionRequest(t, obj))
+		if !resp.Allowed {
+			t.Fatalf("with %s: denied: %v", key, resp.Result)
+		}
+		got := string(resp.Patch)
+		for _, want := range []string{base64.StdEncoding.EncodeToString([]byte("hunter2")), base64.StdEncoding.EncodeToString([]byte("admin"))} {
+			if !strings.Contains(got, want) {
+				t.Errorf("with %s: patch %s lacks %s", key, got, want)
+			}
+		}
 	}
-	kr, err := kms.NewKeyring(entries...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keyring{kr}
 }
 
-func TestEncryptDecrypts(t *testing.T) {
+func TestSkipAnnotation(t *testing.T) {
+	if skipAnnotation != admission.SkipAnnotation {
+		t.Fatalf("skipAnnotation is %q, the webhook's is %q", skipAnnotation, admission.SkipAnnotation)
+	}
+}
+
+// TestPrompt covers the terminal: the value is asked twice.
+func TestPrompt(t *testing.T) {
 	cases := []struct {
-		name  string
-		args  []string
-		in    string
-		want  string
-		scope jwe.Scope
-		ser   jwe.Serialization
+		answers []string
+		err     string
 	}{
-		{"rsa strict", []string{"-r", "testdata/rsa-2048.pub.pem", "--namespace", "shop", "--name", "db"}, "pw\n", "pw", jwe.Scope{Namespace: "shop", Name: "db"}, jwe.Compact},
-		{"ec namespace", []string{"--recipient", "testdata/ec-p256.pub.pem", "--namespace", "shop", "--enc", "A128CBC-HS256"}, "pw\r\n", "pw", jwe.Scope{Namespace: "shop"}, jwe.Compact},
-		{"two recipients cluster", []string{"-r", "testdata/rsa-2048.pub.pem", "-r", "testdata/ec-p256.pub.pem"}, "a\nb\n\n", "a\nb\n", jwe.Scope{}, jwe.JSON},
+		{[]string{"hunter2", "hunter2"}, ""},
+		{[]string{"hunter2", "hunter3"}, "the two values differ"},
+		{[]string{""}, "the value is empty"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			var out, errOut bytes.Buffer
-			if err := run(c.args, strings.NewReader(c.in), &out, &errOut); err != nil {
-				t.Fatal(err)
+	for _, tc := range cases {
+		var out, stderr bytes.Buffer
+		answers := tc.answers
+		c := &cli{stdin: strings.NewReader("not read"), stdout: &out, stderr: &stderr, getenv: func(string) string { return "" },
+			prompt: func(string) ([]byte, error) {
+				a := answers[0]
+				answers = answers[1:]
+				return []byte(a), nil
+			}}
+		code := c.main(t.Context(), []string{"-r", "testdata/rsa-2048.pub.pem", "--namespace", "hr", "--name", "db"})
+		if tc.err != "" {
+			if code != 1 || !strings.Contains(stderr.String(), tc.err) || out.Len() > 0 {
+				t.Errorf("%q: exit %d, stderr %q, stdout %q", tc.answers, code, stderr.String(), out.String())
 			}
-			obj, err := jwe.Parse(out.Bytes())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if obj.Scope != c.scope || obj.Serialization != c.ser {
-				t.Fatalf("scope %v serialization %s", obj.Scope, obj.Serialization)
-			}
-			for _, key := range []string{"rsa-2048.pem", "ec-p256.pem"} {
-				if c.ser == jwe.Compact && !strings.Contains(c.args[1], strings.TrimSuffix(key, ".pem")) {
-					continue
-				}
-				pt, _, err := obj.Decrypt(context.Background(), privateKeys(t, key))
-				if err != nil || string(pt) != c.want {
-					t.Fatalf("with %s: %q %v", key, pt, err)
-				}
-			}
-		})
-	}
-}
-
-func TestErrors(t *testing.T) {
-	cases := map[string]struct {
-		args []string
-		in   string
-		want string
-	}{
-		"no recipient":    {nil, "x", "no recipient"},
-		"name alone":      {[]string{"-r", "testdata/rsa-2048.pub.pem", "--name", "db"}, "x", "--name needs --namespace"},
-		"missing file":    {[]string{"-r", "testdata/nope.pem"}, "x", `key file "testdata/nope.pem"`},
-		"private key":     {[]string{"-r", "testdata/rsa-2048.pem"}, "x", "hint"},
-		"empty value":     {[]string{"-r", "testdata/rsa-2048.pub.pem"}, "\n", "empty value"},
-		"value in a flag": {[]string{"-r", "testdata/rsa-2048.pub.pem", "hunter2"}, "", "unexpected argument"},
-		"kid with two":    {[]string{"-r", "testdata/rsa-2048.pub.pem", "-r", "testdata/ec-p256.pub.pem", "--kid", "k"}, "x", "--kid applies to one recipient"},
-		"bad enc":         {[]string{"-r", "testdata/rsa-2048.pub.pem", "--enc", "A192GCM"}, "x", "not allowed"},
-		"too large":       {[]string{"-r", "testdata/rsa-2048.pub.pem"}, strings.Repeat("x", jwe.MaxSize+1), "larger than"},
-	}
-	for name, c := range cases {
-		var out, errOut bytes.Buffer
-		err := run(c.args, strings.NewReader(c.in), &out, &errOut)
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: got %v, want %q", name, err, c.want)
+			continue
 		}
-		if out.Len() != 0 {
-			t.Errorf("%s: wrote output on error", name)
+		kr, _, err := keyring(t.Context(), []string{"testdata/rsa-2048.pem"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pt, err := decryptValue(t.Context(), kr, out.Bytes(), "hr", "db")
+		if code != 0 || err != nil || string(pt) != "hunter2" {
+			t.Errorf("%q: exit %d, %q, %v; stderr %q", tc.answers, code, pt, err, stderr.String())
 		}
 	}
 }
 
-func TestPrivateKeyFileIsNotEchoed(t *testing.T) {
-	data, err := os.ReadFile("testdata/rsa-2048.pem")
+// admissionRequest is the CREATE of Secret obj that the apiserver sends.
+func admissionRequest(t *testing.T, obj map[string]any) *admissionv1.AdmissionRequest {
+	t.Helper()
+	raw, err := json.Marshal(obj)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out, errOut bytes.Buffer
-	err = run([]string{"-r", "testdata/rsa-2048.pem"}, strings.NewReader("x"), &out, &errOut)
-	body := strings.Split(string(data), "\n")[1]
-	if err == nil || strings.Contains(err.Error(), body[:20]) {
-		t.Fatalf("got %v", err)
-	}
-}
-
-func TestVersionAndHelp(t *testing.T) {
-	var out, errOut bytes.Buffer
-	if err := run([]string{"--version"}, strings.NewReader(""), &out, &errOut); err != nil || !strings.HasPrefix(out.String(), "jwe-encrypt ") {
-		t.Fatalf("%q %v", out.String(), err)
-	}
-	err := run([]string{"-h"}, strings.NewReader(""), &out, &errOut)
-	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(errOut.String(), "Examples:") {
-		t.Fatalf("%v %q", err, errOut.String())
+	md := obj["metadata"].(map[string]any)
+	return &admissionv1.AdmissionRequest{
+		UID:       "test",
+		Kind:      metav1.GroupVersionKind{Version: "v1", Kind: "Secret"},
+		Resource:  metav1.GroupVersionResource{Version: "v1", Resource: "secrets"},
+		Operation: admissionv1.Create,
+		Namespace: md["namespace"].(string),
+		Name:      md["name"].(string),
+		Object:    runtime.RawExtension{Raw: raw},
 	}
 }

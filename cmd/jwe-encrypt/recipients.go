@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/gcpkms"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/local"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/vault"
+)
+
+// The schemes of -r arguments that name a key in a key service.
+const (
+	gcpkmsScheme = "gcpkms://"
+	vaultScheme  = "vault://"
+)
+
+// Environment variables that point Cloud KMS calls at a test server.
+const (
+	envGCPKMSEndpoint = "JWE_ENCRYPT_GCPKMS_ENDPOINT"
+	envGCPKMSInsecure = "JWE_ENCRYPT_GCPKMS_INSECURE"
+)
+
+// resolveTimeout bounds the calls to key services for the public keys.
+const resolveTimeout = time.Minute
+
+// recipientResolver finds the public keys that one -r argument names.
+type recipientResolver interface {
+	resolveRecipient(ctx context.Context, spec string) ([]kms.PublicKey, error)
+}
+
+// recipients are the keys to encrypt to, looked up once on first use: a
+// run with nothing left to encrypt reaches no key service.
+type recipients struct {
+	resolver recipientResolver
+	specs    []string
+	kid      string // --kid, for a single key file
+	keys     []jwe.PublicKey
+}
+
+// publicKeys returns the keys of all recipients. Two recipients with the same
+// key ID are an error: the webhook could not tell them apart.
+func (r *recipients) publicKeys(ctx context.Context) ([]jwe.PublicKey, error) {
+	if r.keys != nil {
+		return r.keys, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	var keys []jwe.PublicKey
+	from := map[string]string{} // spec by key ID
+	for _, spec := range r.specs {
+		pks, err := r.resolver.resolveRecipient(ctx, spec)
+		if err != nil {
+			return nil, err
+		}
+		for _, pk := range pks {
+			if prev, ok := from[pk.KeyID]; ok {
+				return nil, fmt.Errorf("recipient %q: key %q is given by %q already", spec, pk.KeyID, prev)
+			}
+			from[pk.KeyID] = spec
+			keys = append(keys, jwe.PublicKey(pk))
+		}
+	}
+	if r.kid != "" {
+		if len(keys) != 1 || isKeyService(r.specs[0]) {
+			return nil, fmt.Errorf("--kid applies to a file with one key; %q holds %d, or names a key service whose key ID is its version", r.specs[0], len(keys))
+		}
+		keys[0].KeyID = r.kid
+	}
+	r.keys = keys
+	return keys, nil
+}
+
+func isKeyService(spec string) bool {
+	return strings.HasPrefix(spec, gcpkmsScheme) || strings.HasPrefix(spec, vaultScheme)
+}
+
+// keyServices resolves -r arguments: key files, Cloud KMS keys and Vault
+// transit keys. It reads the key services' settings from the environment.
+type keyServices struct {
+	getenv func(string) string
+	warnf  func(format string, args ...any)
+	gcp    *gcpkms.Client // made on first use
+}
+
+var _ recipientResolver = (*keyServices)(nil)
+
+func (s *keyServices) resolveRecipient(ctx context.Context, spec string) ([]kms.PublicKey, error) {
+	switch {
+	case strings.HasPrefix(spec, gcpkmsScheme):
+		return s.gcpKMS(ctx, strings.TrimPrefix(spec, gcpkmsScheme))
+	case strings.HasPrefix(spec, vaultScheme):
+		return s.vault(ctx, spec)
+	case strings.Contains(spec, "://"):
+		return nil, withHint(fmt.Errorf("recipient %q: unknown key service", spec),
+			"a recipient is a public key file, gcpkms://projects/… or vault://MOUNT/KEY")
+	}
+	keys, err := local.LoadPublicFile(spec)
+	if err != nil && strings.Contains(err.Error(), "private key") {
+		return nil, withHint(err, "give custodians the public key: openssl pkey -in KEY -pubout")
+	}
+	return keys, err
+}
+
+// close releases the Cloud KMS connection.
+func (s *keyServices) close() {
+	if s.gcp != nil {
+		_ = s.gcp.Close()
+	}
+}
+
+func (s *keyServices) gcpKMS(ctx context.Context, name string) ([]kms.PublicKey, error) {
+	if s.gcp == nil {
+		opts, err := gcpOptions(s.getenv)
+		if err != nil {
+			return nil, err
+		}
+		if s.gcp, err = gcpkms.NewClient(ctx, opts...); err != nil {
+			return nil, withHint(err, "Cloud KMS is reached with Application Default Credentials: run 'gcloud auth application-default login'")
+		}
+	}
+	k, err := s.gcp.Key(name)
+	if err != nil {
+		return nil, withHint(err, "write %sprojects/P/locations/L/keyRings/R/cryptoKeys/K, with /cryptoKeyVersions/N for one version", gcpkmsScheme)
+	}
+	pk, err := k.PublicKey(ctx)
+	if status.Code(err) == codes.PermissionDenied {
+		return nil, withHint(err, "you need cloudkms.cryptoKeyVersions.viewPublicKey on the key (role roles/cloudkms.publicKeyViewer), and cloudkms.cryptoKeyVersions.list to name a crypto key rather than a version")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []kms.PublicKey{pk}, nil
+}
+
+// gcpOptions points the Cloud KMS client at JWE_ENCRYPT_GCPKMS_ENDPOINT, in
+// plaintext and without credentials when JWE_ENCRYPT_GCPKMS_INSECURE is 1,
+// which only a loopback address may be.
+func gcpOptions(getenv func(string) string) ([]option.ClientOption, error) {
+	endpoint := getenv(envGCPKMSEndpoint)
+	if endpoint == "" {
+		return nil, nil
+	}
+	opts := []option.ClientOption{option.WithEndpoint(endpoint)}
+	if getenv(envGCPKMSInsecure) != "1" {
+		return opts, nil
+	}
+	host, _, err := net.SplitHostPort(endpoint)
+	ip := net.ParseIP(host)
+	if err != nil || host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("%s=1 is for a test server on a loopback address, and %s is %q", envGCPKMSInsecure, envGCPKMSEndpoint, endpoint)
+	}
+	return append(opts, option.WithoutAuthentication(),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials()))), nil
+}
+
+func (s *keyServices) vault(ctx context.Context, spec string) ([]kms.PublicKey, error) {
+	mount, key, version, err := vault.ParseKeyID(spec)
+	if err != nil {
+		return nil, withHint(err, "write %sMOUNT/KEY, with ?version=N for one version", vaultScheme)
+	}
+	cfg := vault.Config{
+		Address:   s.getenv("VAULT_ADDR"),
+		Namespace: s.getenv("VAULT_NAMESPACE"),
+		Mount:     mount,
+		Key:       key,
+		TLS:       vault.TLSConfig{CACert: s.getenv("VAULT_CACERT")},
+		Auth:      vault.AuthConfig{Method: vault.AuthToken, Token: s.getenv("VAULT_TOKEN")},
+	}
+	if cfg.Address == "" {
+		return nil, withHint(errors.New("VAULT_ADDR is not set"), "export VAULT_ADDR=https://vault.example.com:8200, the Vault that holds %s", spec)
+	}
+	if skip, _ := strconv.ParseBool(s.getenv("VAULT_SKIP_VERIFY")); skip {
+		s.warnf("VAULT_SKIP_VERIFY is ignored: a public key must come from the real Vault (set VAULT_CACERT to trust its CA)")
+	}
+	if cfg.Auth.Token == "" {
+		cfg.Auth.TokenFile = filepath.Join(s.getenv("HOME"), ".vault-token")
+		if _, err := os.Stat(cfg.Auth.TokenFile); err != nil {
+			return nil, withHint(errors.New("no Vault token: VAULT_TOKEN is not set and there is no ~/.vault-token"), "log in with 'vault login', or export VAULT_TOKEN")
+		}
+	}
+	k, err := vault.New(ctx, cfg, nil)
+	if err != nil {
+		return nil, withHint(err, "check VAULT_ADDR and your token ('vault token lookup')")
+	}
+	defer k.Close()
+	var pk kms.PublicKey
+	if version == 0 {
+		pk, err = k.PublicKey(ctx)
+	} else {
+		pk, err = k.PublicKeyVersion(ctx, version)
+	}
+	if errors.Is(err, vault.ErrPermissionDenied) {
+		return nil, withHint(err, "your token needs read on %s/keys/%s", mount, key)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []kms.PublicKey{pk}, nil
+}
