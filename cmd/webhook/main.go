@@ -67,7 +67,7 @@ on the command line wins over the variable, and the variable over the default.
                                 SIGTERM (default 20s)
                                 $JWE_WEBHOOK_SHUTDOWN_TIMEOUT
   --concurrency N               values of one Secret unwrapped at once
-                                (default 8) $JWE_WEBHOOK_CONCURRENCY
+                                (default 32) $JWE_WEBHOOK_CONCURRENCY
 
 Example:
   webhook --tls-cert-file /tls/tls.crt --tls-key-file /tls/tls.key \
@@ -143,7 +143,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.Int64Var(&c.maxRequestBytes, "max-request-bytes", server.DefaultMaxRequestBytes, "")
 	fs.DurationVar(&c.certReloadInterval, "cert-reload-interval", server.DefaultCertReloadInterval, "")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "")
-	fs.IntVar(&c.concurrency, "concurrency", 8, "")
+	fs.IntVar(&c.concurrency, "concurrency", 32, "")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -48,7 +48,7 @@ func TestParseConfigPrecedence(t *testing.T) {
 	if want := []string{"env1.pem", "env2.jwk"}; !reflect.DeepEqual(c.keyFiles, want) {
 		t.Errorf("key files %q, want %q", c.keyFiles, want)
 	}
-	if c.shutdownTimeout != 20*time.Second || c.maxRequestBytes != 8<<20 || c.concurrency != 8 {
+	if c.shutdownTimeout != 20*time.Second || c.maxRequestBytes != 8<<20 || c.concurrency != 32 {
 		t.Errorf("defaults: shutdown %v, max bytes %d, concurrency %d", c.shutdownTimeout, c.maxRequestBytes, c.concurrency)
 	}
 

@@ -36,7 +36,8 @@ const maxReportedErrors = 5
 // Options tune a Reviewer.
 type Options struct {
 	// Concurrency is how many values of one Secret are unwrapped at once.
-	// Zero means 8.
+	// Zero means 32: enough that a Secret of many values waits about one
+	// key-service round trip, not one per value.
 	Concurrency int
 }
 
@@ -49,7 +50,7 @@ type Reviewer struct {
 // NewReviewer returns a Reviewer that unwraps content keys through u.
 func NewReviewer(u Unwrapper, opts Options) *Reviewer {
 	if opts.Concurrency <= 0 {
-		opts.Concurrency = 8
+		opts.Concurrency = 32
 	}
 	return &Reviewer{u: u, concurrency: opts.Concurrency}
 }
@@ -166,21 +167,26 @@ type value struct {
 // a time, and returns the failures in data-key order.
 func (r *Reviewer) decrypt(ctx context.Context, namespace string, values []*value) []*valueError {
 	errs := make([]*valueError, len(values))
-	var g errgroup.Group
-	g.SetLimit(r.concurrency)
 	u := unwrapper{u: r.u, namespace: namespace}
-	for i, v := range values {
-		g.Go(func() error {
-			pt, used, err := v.obj.Decrypt(ctx, u)
-			if err != nil {
-				errs[i] = &valueError{v.key, statusFor(err), err}
-				return nil
-			}
-			v.plaintext, v.used = pt, used
+	one := func(i int, v *value) error {
+		pt, used, err := v.obj.Decrypt(ctx, u)
+		if err != nil {
+			errs[i] = &valueError{v.key, statusFor(err), err}
 			return nil
-		})
+		}
+		v.plaintext, v.used = pt, used
+		return nil
 	}
-	_ = g.Wait()
+	if len(values) == 1 {
+		_ = one(0, values[0]) // most Secrets: no goroutine to start and wake
+	} else {
+		var g errgroup.Group
+		g.SetLimit(r.concurrency)
+		for i, v := range values {
+			g.Go(func() error { return one(i, v) })
+		}
+		_ = g.Wait()
+	}
 	return slices.DeleteFunc(errs, func(e *valueError) bool { return e == nil })
 }
 

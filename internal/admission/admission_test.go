@@ -173,8 +173,7 @@ func (l *logSink) logger() *zap.Logger {
 func TestReview(t *testing.T) {
 	f := newFixture(t)
 	strict := jwe.Scope{Namespace: "team-a", Name: "db"}
-	tampered := encrypt(t, f.rsa, secrets[0], strict)
-	tampered[len(tampered)-30] ^= 1 // inside the ciphertext
+	tampered := flipCiphertextBit(t, encrypt(t, f.rsa, secrets[0], strict))
 
 	cases := []struct {
 		name     string
@@ -340,6 +339,20 @@ func TestReview(t *testing.T) {
 }
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// flipCiphertextBit changes one bit of a compact JWE's ciphertext, keeping
+// the encoding valid.
+func flipCiphertextBit(t testing.TB, compact []byte) []byte {
+	t.Helper()
+	parts := strings.Split(string(compact), ".")
+	ct, err := base64.RawURLEncoding.DecodeString(parts[3])
+	if err != nil || len(ct) == 0 {
+		t.Fatalf("ciphertext: %v", err)
+	}
+	ct[0] ^= 1
+	parts[3] = base64.RawURLEncoding.EncodeToString(ct)
+	return []byte(strings.Join(parts, "."))
+}
 
 func TestAuditAnnotations(t *testing.T) {
 	f := newFixture(t)

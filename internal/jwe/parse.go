@@ -87,37 +87,44 @@ func (o *Object) KeyIDs() []string {
 // member, or a JSON serialization with a "ciphertext" member. A value with the
 // shape is ours: Parse either accepts it or says why not.
 func Detect(value []byte) bool {
-	v := bytes.TrimSpace(value)
+	_, ok := detect(bytes.TrimSpace(value))
+	return ok
+}
+
+// detect is Detect on a trimmed value. For a compact serialization it also
+// returns the decoded protected header, so that Parse decodes it only once;
+// nil when the header is too large to decode.
+func detect(v []byte) (map[string]json.RawMessage, bool) {
 	if len(v) == 0 {
-		return false
+		return nil, false
 	}
 	if v[0] == '{' {
 		var probe struct {
 			Ciphertext json.RawMessage `json:"ciphertext"`
 		}
-		return len(v) <= MaxSize && json.Unmarshal(v, &probe) == nil && probe.Ciphertext != nil
+		return nil, len(v) <= MaxSize && json.Unmarshal(v, &probe) == nil && probe.Ciphertext != nil
 	}
 	first, _, found := bytes.Cut(v, []byte("."))
 	if !found {
-		return false
+		return nil, false
 	}
 	if base64.RawURLEncoding.DecodedLen(len(first)) > MaxHeaderSize {
 		// Too large to be a header we accept; still ours if it starts like
 		// one (`{"` encodes as "eyJ"), so that Parse can say why it is refused.
-		return bytes.HasPrefix(first, []byte("eyJ"))
+		return nil, bytes.HasPrefix(first, []byte("eyJ"))
 	}
 	// Padding is refused by Parse, with a reason; it does not make a JWE
 	// someone else's.
 	raw, err := base64.RawURLEncoding.DecodeString(string(bytes.TrimRight(first, "=")))
 	if err != nil {
-		return false
+		return nil, false
 	}
-	var probe map[string]json.RawMessage
-	if json.Unmarshal(raw, &probe) != nil {
-		return false
+	var header map[string]json.RawMessage
+	if json.Unmarshal(raw, &header) != nil {
+		return nil, false
 	}
-	_, hasEnc := probe["enc"]
-	return hasEnc
+	_, hasEnc := header["enc"]
+	return header, hasEnc
 }
 
 // Parse checks value against the allow-lists and the header rules and returns
@@ -125,20 +132,24 @@ func Detect(value []byte) bool {
 // have the shape of a JWE (see Detect); any other error says why a JWE is
 // refused. Errors never contain the value.
 func Parse(value []byte) (*Object, error) {
-	if !Detect(value) {
+	trimmed := bytes.TrimSpace(value)
+	header, ok := detect(trimmed)
+	if !ok {
 		return nil, ErrNotJWE
 	}
 	if len(value) > MaxSize {
 		return nil, fmt.Errorf("JWE is %d bytes, larger than the limit of %d", len(value), MaxSize)
 	}
-	v := string(bytes.TrimSpace(value))
+	v := string(trimmed)
 	if v[0] == '{' {
 		return parseJSON(v)
 	}
-	return parseCompact(v)
+	return parseCompact(v, header)
 }
 
-func parseCompact(v string) (*Object, error) {
+// parseCompact parses v; detected is its protected header as detect read it,
+// nil when it was too large to read.
+func parseCompact(v string, detected map[string]json.RawMessage) (*Object, error) {
 	parts := strings.Split(v, ".")
 	if len(parts) != 5 {
 		return nil, fmt.Errorf("compact JWE must have 5 parts separated by dots, found %d", len(parts))
@@ -152,8 +163,11 @@ func parseCompact(v string) (*Object, error) {
 		}
 		decoded[i] = b
 	}
-	protected, err := parseHeader(decoded[0], "protected header")
-	if err != nil {
+	if len(decoded[0]) > MaxHeaderSize || detected == nil {
+		return nil, fmt.Errorf("protected header is %d bytes, larger than the limit of %d", len(decoded[0]), MaxHeaderSize)
+	}
+	protected := detected
+	if err := checkJSONObject(decoded[0], "protected header"); err != nil {
 		return nil, err
 	}
 	if err := checkHeader(protected, "protected header", true); err != nil {
@@ -452,46 +466,56 @@ func checkJSONObject(b []byte, where string) error {
 	if !bytes.HasPrefix(bytes.TrimLeft(b, " \t\r\n"), []byte("{")) {
 		return fmt.Errorf("%s is not a JSON object", where)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if name, dup := duplicateMember(dec); dup {
+	if name, dup := duplicateMember(b); dup {
 		return fmt.Errorf("%s has the member %q more than once", where, name)
 	}
 	return nil
 }
 
-// duplicateMember walks one JSON value from dec (already known to be valid)
-// and returns the first member name that repeats within an object.
-func duplicateMember(dec *json.Decoder) (string, bool) {
-	tok, err := dec.Token()
-	if err != nil {
-		return "", false
+// duplicateMember scans b, valid JSON, and returns the first member name that
+// repeats within one object, at any depth. It is a scanner rather than a
+// json.Decoder walk because it runs on every header of every value.
+func duplicateMember(b []byte) (string, bool) {
+	type frame struct {
+		object bool
+		keys   map[string]struct{}
 	}
-	switch tok {
-	case json.Delim('{'):
-		seen := map[string]bool{}
-		for dec.More() {
-			nameTok, err := dec.Token()
-			if err != nil {
-				return "", false
+	var stack []frame
+	expectKey := false
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			end := i + 1
+			escaped := false
+			for ; b[end] != '"'; end++ {
+				if b[end] == '\\' {
+					escaped = true
+					end++
+				}
 			}
-			name, _ := nameTok.(string)
-			if seen[name] {
-				return name, true
+			if expectKey && len(stack) > 0 && stack[len(stack)-1].object {
+				key := string(b[i+1 : end])
+				if escaped {
+					_ = json.Unmarshal(b[i:end+1], &key)
+				}
+				keys := stack[len(stack)-1].keys
+				if _, seen := keys[key]; seen {
+					return key, true
+				}
+				keys[key] = struct{}{}
+				expectKey = false
 			}
-			seen[name] = true
-			if n, dup := duplicateMember(dec); dup {
-				return n, true
-			}
+			i = end
+		case '{':
+			stack = append(stack, frame{object: true, keys: map[string]struct{}{}})
+			expectKey = true
+		case '[':
+			stack = append(stack, frame{})
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+		case ',':
+			expectKey = len(stack) > 0 && stack[len(stack)-1].object
 		}
-		_, _ = dec.Token() // '}'
-	case json.Delim('['):
-		for dec.More() {
-			if n, dup := duplicateMember(dec); dup {
-				return n, true
-			}
-		}
-		_, _ = dec.Token() // ']'
 	}
 	return "", false
 }
@@ -516,6 +540,11 @@ func stringParam(h map[string]json.RawMessage, name string) (string, error) {
 	raw, ok := h[name]
 	if !ok {
 		return "", nil
+	}
+	// The common case, a plain quoted string, needs no decoder: raw is
+	// already valid JSON.
+	if len(raw) >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), nil
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/sync/singleflight"
 )
@@ -117,14 +118,18 @@ func (d *cachedDecrypter) Unwrap(ctx context.Context, k WrappedKey) ([]byte, err
 // recipient's kid, algorithm, encrypted key and header parameters (for
 // ECDH-ES the ephemeral key).
 func cacheKey(decrypter string, k WrappedKey) (key [sha256.Size]byte, ok bool) {
+	// Of the header, only the ECDH-ES inputs change what a key unwraps to.
 	var header []byte
-	if len(k.Header.ExtraHeaders) > 0 {
-		// Maps marshal with sorted keys, so equal headers give equal bytes.
-		b, err := json.Marshal(k.Header.ExtraHeaders)
+	for _, name := range []jose.HeaderKey{"epk", "apu", "apv"} {
+		v, present := k.Header.ExtraHeaders[name]
+		if !present {
+			continue
+		}
+		b, err := json.Marshal(v) // maps marshal with sorted keys
 		if err != nil {
 			return key, false
 		}
-		header = b
+		header = append(append(append(header, name...), 0), b...)
 	}
 	h := sha256.New()
 	for _, s := range [][]byte{[]byte(decrypter), []byte(k.KeyID), []byte(k.Algorithm), k.EncryptedKey, header} {

@@ -25,7 +25,7 @@ type testCA struct {
 	pool *x509.CertPool
 }
 
-func newTestCA(t *testing.T) *testCA {
+func newTestCA(t testing.TB) *testCA {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
@@ -50,7 +50,7 @@ func newTestCA(t *testing.T) *testCA {
 	return &testCA{cert: cert, key: key, pool: pool}
 }
 
-func newKey(t *testing.T) *ecdsa.PrivateKey {
+func newKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -61,7 +61,7 @@ func newKey(t *testing.T) *ecdsa.PrivateKey {
 
 // issue returns PEM certificate and key for 127.0.0.1 with the given serial,
 // valid from notBefore for an hour.
-func (ca *testCA) issue(t *testing.T, serial int64, notBefore time.Time) (certPEM, keyPEM []byte) {
+func (ca *testCA) issue(t testing.TB, serial int64, notBefore time.Time) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
@@ -87,7 +87,7 @@ func (ca *testCA) issue(t *testing.T, serial int64, notBefore time.Time) (certPE
 
 // writeAtomic replaces path with data by writing a temporary file beside it
 // and renaming it over path.
-func writeAtomic(t *testing.T, path string, data []byte) {
+func writeAtomic(t testing.TB, path string, data []byte) {
 	t.Helper()
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
@@ -99,7 +99,7 @@ func writeAtomic(t *testing.T, path string, data []byte) {
 }
 
 // certFiles writes a pair into dir and returns the file names.
-func certFiles(t *testing.T, dir string, certPEM, keyPEM []byte) (certFile, keyFile string) {
+func certFiles(t testing.TB, dir string, certPEM, keyPEM []byte) (certFile, keyFile string) {
 	t.Helper()
 	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	writeAtomic(t, certFile, certPEM)
@@ -108,7 +108,7 @@ func certFiles(t *testing.T, dir string, certPEM, keyPEM []byte) (certFile, keyF
 }
 
 // newCertFiles writes a pair issued by a new CA into a temporary directory.
-func newCertFiles(t *testing.T, serial int64, notBefore time.Time) (ca *testCA, certFile, keyFile string) {
+func newCertFiles(t testing.TB, serial int64, notBefore time.Time) (ca *testCA, certFile, keyFile string) {
 	t.Helper()
 	ca = newTestCA(t)
 	certPEM, keyPEM := ca.issue(t, serial, notBefore)
