@@ -19,7 +19,7 @@ import (
 
 	"github.com/jwe-webhook/jwe-webhook/internal/admission"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
-	"github.com/jwe-webhook/jwe-webhook/internal/kms/local"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/keyconfig"
 	"github.com/jwe-webhook/jwe-webhook/internal/server"
 )
 
@@ -33,7 +33,7 @@ func main() {
 	}
 }
 
-const usage = `Usage: webhook --tls-cert-file FILE --tls-key-file FILE --key-file FILE [options]
+const usage = `Usage: webhook --tls-cert-file FILE --tls-key-file FILE (--key-config FILE | --key-file FILE) [options]
 
 Serves the jwe-webhook mutating admission webhook over HTTPS: POST /mutate
 (AdmissionReview), GET /healthz, GET /readyz.
@@ -47,9 +47,26 @@ on the command line wins over the variable, and the variable over the default.
                                 changes (required) $JWE_WEBHOOK_TLS_CERT_FILE
   --tls-key-file FILE           PEM private key of the serving certificate
                                 (required) $JWE_WEBHOOK_TLS_KEY_FILE
-  --key-file FILE               local private key file, PEM or JWK / JWK Set;
+  --key-config FILE             key configuration (YAML): keys in Cloud KMS,
+                                Vault or local files, each optionally limited
+                                to namespaces; reloaded when it changes
+                                $JWE_WEBHOOK_KEY_CONFIG
+  --key-file FILE               local private key file, PEM or JWK / JWK Set,
+                                for the simple case without --key-config;
                                 repeat the flag or separate files with commas
-                                (at least one required) $JWE_WEBHOOK_KEY_FILE
+                                $JWE_WEBHOOK_KEY_FILE
+  --key-config-reload-interval DURATION
+                                how often --key-config is checked for changes
+                                (default 10s) $JWE_WEBHOOK_KEY_CONFIG_RELOAD_INTERVAL
+  --key-timeout DURATION        deadline for one key service call; below
+                                --request-timeout (default 5/8 of it: 5s)
+                                $JWE_WEBHOOK_KEY_TIMEOUT
+  --cache-size N                content keys kept in memory after an unwrap,
+                                so re-applied Secrets need no key service
+                                call; 0 turns the cache off (default 10000)
+                                $JWE_WEBHOOK_CACHE_SIZE
+  --cache-ttl DURATION          how long a content key is kept (default 1h)
+                                $JWE_WEBHOOK_CACHE_TTL
   --log-level LEVEL             debug, info, warn or error (default info)
                                 $JWE_WEBHOOK_LOG_LEVEL
   --request-timeout DURATION    deadline for one review, key service calls
@@ -69,9 +86,11 @@ on the command line wins over the variable, and the variable over the default.
   --concurrency N               values of one Secret unwrapped at once
                                 (default 32) $JWE_WEBHOOK_CONCURRENCY
 
-Example:
+Examples:
   webhook --tls-cert-file /tls/tls.crt --tls-key-file /tls/tls.key \
       --key-file /keys/cluster-a.jwk
+  webhook --tls-cert-file /tls/tls.crt --tls-key-file /tls/tls.key \
+      --key-config /etc/jwe-webhook/keys.yaml
 `
 
 // config is the command's configuration after flags, environment and defaults.
@@ -80,6 +99,11 @@ type config struct {
 	tlsCertFile        string
 	tlsKeyFile         string
 	keyFiles           []string
+	keyConfig          string
+	keyConfigInterval  time.Duration
+	keyTimeout         time.Duration
+	cacheSize          int
+	cacheTTL           time.Duration
 	logLevel           zapcore.Level
 	requestTimeout     time.Duration
 	maxRequestBytes    int64
@@ -138,6 +162,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.tlsCertFile, "tls-cert-file", "", "")
 	fs.StringVar(&c.tlsKeyFile, "tls-key-file", "", "")
 	fs.Var((*stringList)(&c.keyFiles), "key-file", "")
+	fs.StringVar(&c.keyConfig, "key-config", "", "")
+	fs.DurationVar(&c.keyConfigInterval, "key-config-reload-interval", 10*time.Second, "")
+	fs.DurationVar(&c.keyTimeout, "key-timeout", 0, "")
+	fs.IntVar(&c.cacheSize, "cache-size", 10000, "")
+	fs.DurationVar(&c.cacheTTL, "cache-ttl", time.Hour, "")
 	fs.Var(levelFlag{&c.logLevel}, "log-level", "")
 	fs.DurationVar(&c.requestTimeout, "request-timeout", server.DefaultRequestTimeout, "")
 	fs.Int64Var(&c.maxRequestBytes, "max-request-bytes", server.DefaultMaxRequestBytes, "")
@@ -165,6 +194,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if envErr != nil {
 		return c, envErr
 	}
+	if c.keyTimeout == 0 {
+		c.keyTimeout = c.requestTimeout * 5 / 8
+	}
 	return c, c.check()
 }
 
@@ -172,8 +204,16 @@ func (c config) check() error {
 	switch {
 	case c.tlsCertFile == "" || c.tlsKeyFile == "":
 		return errors.New("--tls-cert-file and --tls-key-file are required (see --help)")
-	case len(c.keyFiles) == 0:
-		return errors.New("at least one --key-file is required (see --help)")
+	case len(c.keyFiles) == 0 && c.keyConfig == "":
+		return errors.New("--key-config or at least one --key-file is required (see --help)")
+	case len(c.keyFiles) > 0 && c.keyConfig != "":
+		return errors.New("give --key-config or --key-file, not both; the key configuration can list local key files")
+	case c.keyConfigInterval <= 0:
+		return errors.New("--key-config-reload-interval must be positive")
+	case c.keyTimeout <= 0 || c.keyTimeout >= c.requestTimeout:
+		return fmt.Errorf("--key-timeout must be positive and below --request-timeout (%s), so that a slow key service is reported as such", c.requestTimeout)
+	case c.cacheSize < 0 || c.cacheSize > 0 && c.cacheTTL <= 0:
+		return errors.New("--cache-size must be 0 (off) or more, with a positive --cache-ttl")
 	case c.requestTimeout <= 0:
 		return errors.New("--request-timeout must be positive")
 	case c.maxRequestBytes <= 0:
@@ -201,22 +241,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log := newLogger(c.logLevel, stderr)
 	defer log.Sync() //nolint:errcheck // nothing to do when stderr cannot sync
 
-	var entries []kms.Entry
-	for _, path := range c.keyFiles {
-		keys, err := local.LoadFile(path)
-		if err != nil {
-			return fmt.Errorf("load local keys: %w", err)
-		}
-		for _, k := range keys {
-			entries = append(entries, kms.Entry{Decrypter: k, Provider: "local"})
-		}
+	opts := keyconfig.Options{Timeout: c.keyTimeout, Log: log}
+	if c.cacheSize > 0 {
+		opts.Cache = kms.NewCache(c.cacheSize, c.cacheTTL)
 	}
-	keyring, err := kms.NewKeyring(entries...)
+	keys, err := openKeys(ctx, c, opts)
 	if err != nil {
-		return fmt.Errorf("build keyring: %w", err)
+		return err
 	}
+	defer keys.Close()
 
-	rev := admission.NewReviewer(keyring, admission.Options{Concurrency: c.concurrency})
+	rev := admission.NewReviewer(keys, admission.Options{Concurrency: c.concurrency})
 	srv, err := server.New(server.Config{
 		Addr:               c.listen,
 		CertFile:           c.tlsCertFile,
@@ -229,8 +264,38 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	log.Info("starting webhook", zap.String("listen", c.listen), zap.Strings("kids", keyring.KeyIDs()))
+	log.Info("starting webhook", zap.String("listen", c.listen), zap.Strings("kids", keys.KeyIDs()),
+		zap.Int("cacheSize", c.cacheSize), zap.Duration("cacheTTL", c.cacheTTL))
 	return srv.Run(ctx)
+}
+
+// keySource is the keyring the webhook unwraps with.
+type keySource interface {
+	admission.Unwrapper
+	KeyIDs() []string
+	Close()
+}
+
+// openKeys opens the key configuration file and watches it, or builds the
+// keyring of the --key-file files.
+func openKeys(ctx context.Context, c config, opts keyconfig.Options) (keySource, error) {
+	if c.keyConfig != "" {
+		src, err := keyconfig.Open(ctx, c.keyConfig, opts)
+		if err != nil {
+			return nil, fmt.Errorf("key configuration: %w", err)
+		}
+		go src.Watch(ctx, c.keyConfigInterval)
+		return src, nil
+	}
+	cfg := &keyconfig.File{}
+	for _, path := range c.keyFiles {
+		cfg.Keys = append(cfg.Keys, keyconfig.Key{Provider: "local", Local: &keyconfig.Local{File: path}})
+	}
+	keys, err := keyconfig.Build(ctx, cfg, opts)
+	if err != nil {
+		return nil, fmt.Errorf("load local keys: %w", err)
+	}
+	return keys, nil
 }
 
 // newLogger returns a production JSON logger at level writing to w. Unlike

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -77,6 +78,10 @@ func TestRunRejectsConfig(t *testing.T) {
 		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined"},
 		{"argument", append(required, "extra"), nil, `unexpected argument "extra"`},
 		{"missing key file", required, nil, `key file "k.pem"`},
+		{"both key sources", append(required, "--key-config", "keys.yaml"), nil, "give --key-config or --key-file, not both"},
+		{"missing key config", slices.Concat(required[:4], []string{"--key-config", "nope.yaml"}), nil, "key configuration: open nope.yaml"},
+		{"key timeout too long", append(required, "--key-timeout", "9s"), nil, "--key-timeout must be positive and below --request-timeout (8s)"},
+		{"cache without ttl", append(required, "--cache-ttl", "0s"), nil, "--cache-size must be 0 (off) or more, with a positive --cache-ttl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -109,6 +109,15 @@ type VaultTLS struct {
 
 // ReadFile reads and validates the key configuration at path.
 func ReadFile(path string) (*File, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseFile(path, data)
+}
+
+// readFile reads path through the MaxFileSize limit.
+func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -121,6 +130,11 @@ func ReadFile(path string) (*File, error) {
 	if len(data) > MaxFileSize {
 		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxFileSize)
 	}
+	return data, nil
+}
+
+// parseFile is Parse with path before the line numbers of its errors.
+func parseFile(path string, data []byte) (*File, error) {
 	cfg, err := Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s:%w", path, err)

@@ -1,0 +1,152 @@
+package keyconfig
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/kms"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/gcpkms"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/local"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/vault"
+)
+
+// Options are what Build adds to every key.
+type Options struct {
+	// Cache, when not nil, sits in front of every key.
+	Cache *kms.Cache
+	// Timeout bounds each key-service call.
+	Timeout time.Duration
+	// Log receives the providers' own events (Vault logins, renewals).
+	Log *zap.Logger
+}
+
+// Keys is a built keyring and what it holds open.
+type Keys struct {
+	*kms.Keyring
+	closers []func()
+}
+
+// Close releases the key-service clients.
+func (k *Keys) Close() {
+	for _, c := range k.closers {
+		c()
+	}
+}
+
+// Build connects to the key services of cfg and returns the keyring. Errors
+// name the entry and its line.
+func Build(ctx context.Context, cfg *File, opts Options) (*Keys, error) {
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	keys := &Keys{}
+	gcp := map[GCPKMS]*gcpkms.Client{} // one client per endpoint
+	var entries []kms.Entry
+	for i, k := range cfg.Keys {
+		decs, err := keys.decrypters(ctx, k, gcp, opts.Log)
+		if err == nil && k.KID != "" {
+			decs, err = pick(decs, k.KID)
+		}
+		if err != nil {
+			keys.Close()
+			return nil, fmt.Errorf("keys[%d] (line %d, %s): %w", i, k.Line, k.Provider, err)
+		}
+		for _, d := range decs {
+			if opts.Cache != nil {
+				d = opts.Cache.Decrypter(d)
+			}
+			entries = append(entries, kms.Entry{Decrypter: d, Provider: k.Provider, Namespaces: k.Namespaces, Timeout: opts.Timeout})
+		}
+	}
+	kr, err := kms.NewKeyring(entries...)
+	if err != nil {
+		keys.Close()
+		return nil, err
+	}
+	keys.Keyring = kr
+	return keys, nil
+}
+
+// decrypters opens the key or keys of one entry.
+func (keys *Keys) decrypters(ctx context.Context, k Key, gcp map[GCPKMS]*gcpkms.Client, log *zap.Logger) ([]kms.Decrypter, error) {
+	switch k.Provider {
+	case "local":
+		ks, err := local.LoadFile(k.Local.File)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]kms.Decrypter, len(ks))
+		for i, key := range ks {
+			out[i] = key
+		}
+		return out, nil
+	case "gcpkms":
+		conn := GCPKMS{Endpoint: k.GCPKMS.Endpoint, Insecure: k.GCPKMS.Insecure}
+		client, ok := gcp[conn]
+		if !ok {
+			var err error
+			if client, err = gcpkms.NewClient(ctx, gcpOptions(conn)...); err != nil {
+				return nil, fmt.Errorf("connect to Cloud KMS: %w", err)
+			}
+			gcp[conn] = client
+			keys.closers = append(keys.closers, func() { _ = client.Close() })
+		}
+		key, err := client.Key(k.GCPKMS.Name)
+		if err != nil {
+			return nil, err
+		}
+		return []kms.Decrypter{key}, nil
+	case "vault":
+		v := k.Vault
+		method := v.Auth.Method
+		if method == "" {
+			method = vault.AuthKubernetes
+		}
+		key, err := vault.New(ctx, vault.Config{
+			Address: v.Address, Mount: v.Mount, Key: v.Key,
+			TLS: vault.TLSConfig{CACert: v.TLS.CAFile, ServerName: v.TLS.ServerName},
+			Auth: vault.AuthConfig{
+				Method: method, TokenFile: v.Auth.TokenFile, Role: v.Auth.Role,
+				KubernetesMount: v.Auth.Mount, ServiceAccountTokenFile: v.Auth.ServiceAccountTokenFile,
+			},
+		}, log.With(zap.String("vault", v.Address), zap.String("key", v.Key)))
+		if err != nil {
+			return nil, err
+		}
+		keys.closers = append(keys.closers, func() { _ = key.Close() })
+		return []kms.Decrypter{key}, nil
+	}
+	return nil, fmt.Errorf("unknown provider %q", k.Provider)
+}
+
+func gcpOptions(c GCPKMS) []option.ClientOption {
+	var opts []option.ClientOption
+	if c.Endpoint != "" {
+		opts = append(opts, option.WithEndpoint(c.Endpoint))
+	}
+	if c.Insecure {
+		opts = append(opts, option.WithoutAuthentication(),
+			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	}
+	return opts
+}
+
+// pick keeps the decrypter whose key ID is kid.
+func pick(decs []kms.Decrypter, kid string) ([]kms.Decrypter, error) {
+	var ids []string
+	for _, d := range decs {
+		if d.KeyID() == kid {
+			return []kms.Decrypter{d}, nil
+		}
+		ids = append(ids, d.KeyID())
+	}
+	slices.Sort(ids)
+	return nil, fmt.Errorf("kid %q is not the key's; it has %q", kid, ids)
+}

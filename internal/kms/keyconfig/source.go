@@ -1,0 +1,117 @@
+package keyconfig
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/kms"
+)
+
+// closeDelay is how long a replaced keyring's clients stay open, so that
+// reviews already using it finish.
+const closeDelay = time.Minute
+
+// Source is the keyring of a key configuration file, rebuilt when the file
+// changes. A file that no longer builds leaves the last good keyring in place
+// and is reported by Err until it is fixed.
+type Source struct {
+	path string
+	opts Options
+	log  *zap.Logger
+
+	current atomic.Pointer[Keys]
+	mu      sync.Mutex // guards sum, err
+	sum     [sha256.Size]byte
+	err     error
+}
+
+// Open builds the keyring of the file at path; it fails when the file does.
+func Open(ctx context.Context, path string, opts Options) (*Source, error) {
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	s := &Source{path: path, opts: opts, log: opts.Log}
+	if _, err := s.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Unwrap unwraps with the current keyring.
+func (s *Source) Unwrap(ctx context.Context, namespace string, k kms.WrappedKey) ([]byte, error) {
+	return s.current.Load().Unwrap(ctx, namespace, k)
+}
+
+// KeyIDs are the current keyring's key IDs.
+func (s *Source) KeyIDs() []string { return s.current.Load().KeyIDs() }
+
+// Err is the last reload's error: nil while the file on disk is the one in
+// use.
+func (s *Source) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Reload reads the file and, when its content changed, builds and swaps in a
+// new keyring. It reports whether it swapped.
+func (s *Source) Reload(ctx context.Context) (bool, error) {
+	data, err := readFile(s.path)
+	sum := sha256.Sum256(data)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil && s.current.Load() != nil && bytes.Equal(sum[:], s.sum[:]) {
+		return false, s.err
+	}
+	var keys *Keys
+	if err == nil {
+		var cfg *File
+		if cfg, err = parseFile(s.path, data); err == nil {
+			keys, err = Build(ctx, cfg, s.opts)
+		}
+	}
+	if err != nil {
+		s.err = err
+		return false, err
+	}
+	s.sum, s.err = sum, nil
+	if old := s.current.Swap(keys); old != nil {
+		time.AfterFunc(closeDelay, old.Close)
+	}
+	return true, nil
+}
+
+// Watch reloads the file every interval until ctx ends, logging each change
+// and each failure once.
+func (s *Source) Watch(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var lastErr string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		swapped, err := s.Reload(ctx)
+		switch {
+		case err != nil && err.Error() != lastErr:
+			s.log.Error("key configuration not reloaded; the previous keys stay in use", zap.String("file", s.path), zap.Error(err))
+			lastErr = err.Error()
+		case err == nil && swapped:
+			s.log.Info("key configuration reloaded", zap.String("file", s.path), zap.Strings("kids", s.KeyIDs()))
+			lastErr = ""
+		case err == nil:
+			lastErr = ""
+		}
+	}
+}
+
+// Close releases the current keyring's clients.
+func (s *Source) Close() { s.current.Load().Close() }
