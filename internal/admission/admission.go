@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -100,7 +101,7 @@ func (r *Reviewer) Review(ctx context.Context, log *zap.Logger, req *admissionv1
 	// so a value copied to the wrong place never reaches one.
 	var values []*value
 	var errs []*valueError
-	for _, key := range sortedKeys(s.Data) {
+	for _, key := range slices.Sorted(maps.Keys(s.Data)) {
 		obj, err := jwe.Parse(s.Data[key])
 		switch {
 		case errors.Is(err, jwe.ErrNotJWE):
@@ -257,13 +258,4 @@ func deny(resp *admissionv1.AdmissionResponse, code int32, msg string) *admissio
 		Message: msg,
 	}
 	return resp
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

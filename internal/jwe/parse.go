@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -402,7 +403,7 @@ var forbidden = map[string]string{
 // header. Only the protected header may carry "enc" and the scope, so that
 // they are covered by the authentication tag.
 func checkHeader(h map[string]json.RawMessage, where string, protected bool) error {
-	for _, name := range sortedKeys(h) {
+	for _, name := range slices.Sorted(maps.Keys(h)) {
 		if reason, ok := forbidden[name]; ok {
 			return fmt.Errorf("%s has %q: %s", where, name, reason)
 		}
@@ -431,7 +432,7 @@ func checkHeader(h map[string]json.RawMessage, where string, protected bool) err
 // in at most one of the headers that apply to a recipient. Without it an
 // "alg" in the unprotected header could shadow the protected one.
 func disjoint(a, b map[string]json.RawMessage, aName, bName string) error {
-	for _, name := range sortedKeys(b) {
+	for _, name := range slices.Sorted(maps.Keys(b)) {
 		if _, ok := a[name]; ok {
 			return fmt.Errorf("%q appears in both the %s and the %s", name, aName, bName)
 		}
@@ -551,15 +552,6 @@ func stringParam(h map[string]json.RawMessage, name string) (string, error) {
 		return "", fmt.Errorf("header parameter %q is not a string", name)
 	}
 	return s, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func joinAlgs[T ~string](algs []T) string {
