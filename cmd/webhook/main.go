@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -20,8 +21,13 @@ import (
 	"github.com/jwe-webhook/jwe-webhook/internal/admission"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/keyconfig"
+	"github.com/jwe-webhook/jwe-webhook/internal/metrics"
 	"github.com/jwe-webhook/jwe-webhook/internal/server"
 )
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3"; when
+// it is not, the module version Go stamped into the binary is used.
+var version string
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -36,7 +42,8 @@ func main() {
 const usage = `Usage: webhook --tls-cert-file FILE --tls-key-file FILE (--key-config FILE | --key-file FILE) [options]
 
 Serves the jwe-webhook mutating admission webhook over HTTPS: POST /mutate
-(AdmissionReview), GET /healthz, GET /readyz.
+(AdmissionReview), GET /healthz, GET /readyz; and over plain HTTP on the
+metrics port GET /metrics (Prometheus), /healthz and /readyz for the kubelet.
 
 Every flag can also be set with the environment variable shown; a flag given
 on the command line wins over the variable, and the variable over the default.
@@ -47,6 +54,18 @@ on the command line wins over the variable, and the variable over the default.
                                 changes (required) $JWE_WEBHOOK_TLS_CERT_FILE
   --tls-key-file FILE           PEM private key of the serving certificate
                                 (required) $JWE_WEBHOOK_TLS_KEY_FILE
+  --client-ca-file FILE         PEM bundle of CAs: only clients (the
+                                kube-apiserver) with a certificate they issued
+                                may connect; reloaded when it changes. Without
+                                it anyone who reaches the port can have values
+                                decrypted $JWE_WEBHOOK_CLIENT_CA_FILE
+  --client-allowed-names NAMES  comma-separated names, one of which the client
+                                certificate must carry as DNS SAN or subject
+                                CN (default: any certificate from the CAs)
+                                $JWE_WEBHOOK_CLIENT_ALLOWED_NAMES
+  --metrics-listen ADDR         plain-HTTP address for /metrics, /healthz and
+                                /readyz; --metrics-listen= turns it off
+                                (default ":9090") $JWE_WEBHOOK_METRICS_LISTEN
   --key-config FILE             key configuration (YAML): keys in Cloud KMS,
                                 Vault or local files, each optionally limited
                                 to namespaces; reloaded when it changes
@@ -88,9 +107,10 @@ on the command line wins over the variable, and the variable over the default.
 
 Examples:
   webhook --tls-cert-file /tls/tls.crt --tls-key-file /tls/tls.key \
+      --client-ca-file /client-ca/ca.crt --client-allowed-names kube-apiserver \
       --key-file /keys/cluster-a.jwk
   webhook --tls-cert-file /tls/tls.crt --tls-key-file /tls/tls.key \
-      --key-config /etc/jwe-webhook/keys.yaml
+      --client-ca-file /client-ca/ca.crt --key-config /etc/jwe-webhook/keys.yaml
 `
 
 // config is the command's configuration after flags, environment and defaults.
@@ -98,6 +118,9 @@ type config struct {
 	listen             string
 	tlsCertFile        string
 	tlsKeyFile         string
+	clientCAFile       string
+	clientAllowedNames []string
+	metricsListen      string
 	keyFiles           []string
 	keyConfig          string
 	keyConfigInterval  time.Duration
@@ -161,6 +184,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.listen, "listen", ":8443", "")
 	fs.StringVar(&c.tlsCertFile, "tls-cert-file", "", "")
 	fs.StringVar(&c.tlsKeyFile, "tls-key-file", "", "")
+	fs.StringVar(&c.clientCAFile, "client-ca-file", "", "")
+	fs.Var((*stringList)(&c.clientAllowedNames), "client-allowed-names", "")
+	fs.StringVar(&c.metricsListen, "metrics-listen", ":9090", "")
 	fs.Var((*stringList)(&c.keyFiles), "key-file", "")
 	fs.StringVar(&c.keyConfig, "key-config", "", "")
 	fs.DurationVar(&c.keyConfigInterval, "key-config-reload-interval", 10*time.Second, "")
@@ -204,6 +230,8 @@ func (c config) check() error {
 	switch {
 	case c.tlsCertFile == "" || c.tlsKeyFile == "":
 		return errors.New("--tls-cert-file and --tls-key-file are required (see --help)")
+	case len(c.clientAllowedNames) > 0 && c.clientCAFile == "":
+		return errors.New("--client-allowed-names needs --client-ca-file: names are checked on certificates the CAs issued")
 	case len(c.keyFiles) == 0 && c.keyConfig == "":
 		return errors.New("--key-config or at least one --key-file is required (see --help)")
 	case len(c.keyFiles) > 0 && c.keyConfig != "":
@@ -241,10 +269,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log := newLogger(c.logLevel, stderr)
 	defer log.Sync() //nolint:errcheck // nothing to do when stderr cannot sync
 
-	opts := keyconfig.Options{Timeout: c.keyTimeout, Log: log}
+	v := buildVersion()
+	m := metrics.New(v)
+	var cache *kms.Cache
 	if c.cacheSize > 0 {
-		opts.Cache = kms.NewCache(c.cacheSize, c.cacheTTL)
+		cache = kms.NewCache(c.cacheSize, c.cacheTTL)
 	}
+	// The metrics wrap each key with the cache inside, so opts.Cache stays nil.
+	opts := keyconfig.Options{Timeout: c.keyTimeout, Log: log, Wrap: m.KeyWrapper(cache)}
 	keys, err := openKeys(ctx, c, opts)
 	if err != nil {
 		return err
@@ -252,21 +284,50 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer keys.Close()
 
 	rev := admission.NewReviewer(keys, admission.Options{Concurrency: c.concurrency})
-	srv, err := server.New(server.Config{
+	cfg := server.Config{
 		Addr:               c.listen,
 		CertFile:           c.tlsCertFile,
 		KeyFile:            c.tlsKeyFile,
+		ClientCAFile:       c.clientCAFile,
+		ClientAllowedNames: c.clientAllowedNames,
+		MetricsAddr:        c.metricsListen,
+		Metrics:            m.Handler(),
 		MaxRequestBytes:    c.maxRequestBytes,
 		RequestTimeout:     c.requestTimeout,
 		CertReloadInterval: c.certReloadInterval,
 		ShutdownTimeout:    c.shutdownTimeout,
-	}, rev, log)
+	}
+	if src, ok := keys.(interface{ Err() error }); ok {
+		cfg.ReadyChecks = append(cfg.ReadyChecks, func() error {
+			if src.Err() != nil {
+				return errors.New("the key configuration file is invalid; the log says why")
+			}
+			return nil
+		})
+	}
+	srv, err := server.New(cfg, m.Reviewer(rev), log)
 	if err != nil {
 		return err
 	}
-	log.Info("starting webhook", zap.String("listen", c.listen), zap.Strings("kids", keys.KeyIDs()),
+	m.CertExpiry(srv.CertNotAfter)
+	if c.clientCAFile == "" {
+		log.Warn("client certificates are not verified: any client that reaches the port can use the webhook to decrypt: set --client-ca-file")
+	}
+	log.Info("starting webhook", zap.String("version", v), zap.String("listen", c.listen),
+		zap.String("metricsListen", c.metricsListen), zap.Strings("kids", keys.KeyIDs()),
 		zap.Int("cacheSize", c.cacheSize), zap.Duration("cacheTTL", c.cacheTTL))
 	return srv.Run(ctx)
+}
+
+// buildVersion is version, else the main module's version, else "dev".
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
 }
 
 // keySource is the keyring the webhook unwraps with.

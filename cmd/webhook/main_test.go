@@ -10,11 +10,15 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"io"
 	"math/big"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -82,6 +86,7 @@ func TestRunRejectsConfig(t *testing.T) {
 		{"missing key config", slices.Concat(required[:4], []string{"--key-config", "nope.yaml"}), nil, "key configuration: open nope.yaml"},
 		{"key timeout too long", append(required, "--key-timeout", "9s"), nil, "--key-timeout must be positive and below --request-timeout (8s)"},
 		{"cache without ttl", append(required, "--cache-ttl", "0s"), nil, "--cache-size must be 0 (off) or more, with a positive --cache-ttl"},
+		{"names without client CA", required, map[string]string{"JWE_WEBHOOK_CLIENT_ALLOWED_NAMES": "kube-apiserver"}, "--client-allowed-names needs --client-ca-file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,7 +164,7 @@ func TestRunServes(t *testing.T) {
 	var stderr syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--tls-cert-file", certFile, "--tls-key-file", keyFile},
+		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--tls-cert-file", certFile, "--tls-key-file", keyFile},
 			env(map[string]string{"JWE_WEBHOOK_KEY_FILE": keyFile}), &stderr)
 	}()
 
@@ -167,13 +172,30 @@ func TestRunServes(t *testing.T) {
 	defer deadline.Stop()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for !strings.Contains(stderr.String(), `"msg":"serving"`) {
+	metricsAddr := regexp.MustCompile(`"msg":"serving probes and metrics","addr":"([^"]+)"`)
+	var addr []string
+	for addr == nil {
 		select {
 		case err := <-done:
 			t.Fatalf("run returned %v before serving; log:\n%s", err, stderr.String())
 		case <-deadline.C:
 			t.Fatalf("not serving within 5s; log:\n%s", stderr.String())
 		case <-tick.C:
+		}
+		addr = metricsAddr.FindStringSubmatch(stderr.String())
+	}
+	for path, want := range map[string]string{
+		"/readyz":  "ok",
+		"/metrics": `jwe_webhook_serving_certificate_expiry_timestamp_seconds ` + strconv.FormatFloat(float64(tmpl.NotAfter.Unix()), 'g', -1, 64),
+	} {
+		resp, err := http.Get("http://" + addr[1] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %d, want 200 with %q:\n%s", path, resp.StatusCode, want, body)
 		}
 	}
 	cancel()
@@ -189,6 +211,9 @@ func TestRunServes(t *testing.T) {
 	log := stderr.String()
 	if !strings.Contains(log, `"kids":["`) {
 		t.Errorf("start line does not list the key IDs:\n%s", log)
+	}
+	if !strings.Contains(log, "any client that reaches the port can use the webhook to decrypt: set --client-ca-file") {
+		t.Errorf("no warning that clients are not authenticated:\n%s", log)
 	}
 	pemBody := base64.StdEncoding.EncodeToString(keyDER)[:40]
 	jwkD := base64.RawURLEncoding.EncodeToString(key.D.Bytes())

@@ -81,7 +81,7 @@ func startServer(t *testing.T, rev Reviewer, cfg Config) *testServer {
 	ts.addr = ln.Addr().String()
 	ctx, cancel := context.WithCancel(t.Context())
 	ts.cancel = cancel
-	go func() { ts.done <- srv.Serve(ctx, ln) }()
+	go func() { ts.done <- srv.Serve(ctx, ln, nil) }()
 	ts.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ts.ca.pool}}}
 	t.Cleanup(func() {
 		ts.client.CloseIdleConnections()

@@ -25,6 +25,9 @@ type Options struct {
 	Timeout time.Duration
 	// Log receives the providers' own events (Vault logins, renewals).
 	Log *zap.Logger
+	// Wrap, when not nil, wraps every key's decrypter last (around Cache),
+	// given the key's provider; the webhook's metrics come in this way.
+	Wrap func(provider string, d kms.Decrypter) kms.Decrypter
 }
 
 // Keys is a built keyring and what it holds open.
@@ -61,6 +64,9 @@ func Build(ctx context.Context, cfg *File, opts Options) (*Keys, error) {
 		for _, d := range decs {
 			if opts.Cache != nil {
 				d = opts.Cache.Decrypter(d)
+			}
+			if opts.Wrap != nil {
+				d = opts.Wrap(k.Provider, d)
 			}
 			entries = append(entries, kms.Entry{Decrypter: d, Provider: k.Provider, Namespaces: k.Namespaces, Timeout: opts.Timeout})
 		}

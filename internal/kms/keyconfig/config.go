@@ -159,8 +159,11 @@ func Parse(data []byte) (*File, error) {
 		return nil, yamlError(err)
 	}
 	var more yaml.Node
-	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+	switch err := dec.Decode(&more); {
+	case err == nil:
 		return nil, fmt.Errorf("%d: one YAML document expected", more.Line)
+	case !errors.Is(err, io.EOF):
+		return nil, yamlError(err) // a second document that does not even parse
 	}
 	for i, n := range entryNodes(&doc) {
 		if i < len(cfg.Keys) {

@@ -58,6 +58,7 @@ func TestInvalid(t *testing.T) {
 		{"vault token without file", "keys:\n  - provider: vault\n    vault: {address: https://vault:8200, mount: transit, key: k, auth: {method: token}}\n", "vault.auth.tokenFile: missing"},
 		{"vault bad method", "keys:\n  - provider: vault\n    vault: {address: https://vault:8200, mount: transit, key: k, auth: {method: ldap}}\n", `vault.auth.method: "ldap"`},
 		{"two documents", "keys:\n" + local + "---\nkeys: []\n", "4: one YAML document expected"},
+		{"broken second document", "keys:\n" + local + "---\n[\n", "5: did not find expected node content"},
 		{"wrong type", "keys: {a: b}\n", "1: cannot unmarshal"},
 	}
 	for _, c := range cases {

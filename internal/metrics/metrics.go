@@ -1,0 +1,255 @@
+// Package metrics holds the webhook's Prometheus metrics on a registry of its
+// own, and records them from outside the code they measure: a decorator
+// around the admission Reviewer, decorators around each key's Decrypter, and
+// collectors that read the content-key cache and the serving certificate
+// when scraped.
+//
+// No label carries a value, a namespace or a Secret name. A key ID is a label
+// only as the ID of a configured key, so there are as many as keys configured.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/kms"
+)
+
+const prefix = "jwe_webhook_"
+
+// latencyBuckets span a local RSA decrypt (about a millisecond) to the
+// request timeout (8s by default).
+var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// Results of a review, the values of the "result" label of the admission
+// metrics.
+const (
+	resultAllowed = "allowed" // allowed unchanged
+	resultPatched = "patched" // allowed with a patch: values decrypted
+	resultDenied  = "denied"  // refused for a reason of the request (4xx)
+	resultError   = "error"   // refused because the webhook or a key service failed (5xx)
+)
+
+// Metrics are the webhook's metrics.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	reviews        *prometheus.CounterVec
+	reviewDuration *prometheus.HistogramVec
+	unwraps        *prometheus.CounterVec
+	keyService     *prometheus.HistogramVec
+}
+
+// New returns the metrics on a new registry holding, besides the webhook's
+// own, the Go runtime and process collectors and jwe_webhook_build_info.
+func New(version string) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		reviews: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: prefix + "admission_reviews_total",
+			Help: "Admission reviews answered, by operation and result: allowed (unchanged), patched (values decrypted), denied (a reason of the request), error (the webhook or a key service failed).",
+		}, []string{"operation", "result"}),
+		reviewDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    prefix + "admission_review_duration_seconds",
+			Help:    "Time to answer an admission review, key service calls included, by result.",
+			Buckets: latencyBuckets,
+		}, []string{"result"}),
+		unwraps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: prefix + "unwraps_total",
+			Help: "Content keys of JWE values unwrapped by a configured key (cache hits included), by key ID, provider and result: ok, mismatch (the key does not open the value), timeout, error.",
+		}, []string{"kid", "provider", "result"}),
+		keyService: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    prefix + "key_service_request_duration_seconds",
+			Help:    "Time of one call to a key service (what the content-key cache does not answer), failures included, by provider.",
+			Buckets: latencyBuckets,
+		}, []string{"provider"}),
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        prefix + "build_info",
+		Help:        "Always 1; the labels say which build is running.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	m.reg.MustRegister(m.reviews, m.reviewDuration, m.unwraps, m.keyService, buildInfo,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Reviewer answers one admission request, as server.Reviewer.
+type Reviewer interface {
+	Review(ctx context.Context, log *zap.Logger, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse
+}
+
+type reviewerFunc func(context.Context, *zap.Logger, *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse
+
+func (f reviewerFunc) Review(ctx context.Context, log *zap.Logger, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	return f(ctx, log, req)
+}
+
+// Reviewer returns r counting its answers.
+func (m *Metrics) Reviewer(r Reviewer) Reviewer {
+	return reviewerFunc(func(ctx context.Context, log *zap.Logger, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+		start := time.Now()
+		resp := r.Review(ctx, log, req)
+		result := reviewResult(resp)
+		m.reviews.WithLabelValues(operation(req.Operation), result).Inc()
+		m.reviewDuration.WithLabelValues(result).Observe(time.Since(start).Seconds())
+		return resp
+	})
+}
+
+// reviewResult classifies a response as one of the result constants.
+func reviewResult(resp *admissionv1.AdmissionResponse) string {
+	switch {
+	case resp == nil:
+		return resultError
+	case resp.Allowed && len(resp.Patch) > 0:
+		return resultPatched
+	case resp.Allowed:
+		return resultAllowed
+	case resp.Result != nil && resp.Result.Code >= 500:
+		return resultError
+	}
+	return resultDenied
+}
+
+// operation bounds the label to the operations the apiserver sends: a
+// request that reaches the webhook some other way may say anything.
+func operation(op admissionv1.Operation) string {
+	switch op {
+	case admissionv1.Create, admissionv1.Update, admissionv1.Delete, admissionv1.Connect:
+		return string(op)
+	}
+	return "other"
+}
+
+// KeyWrapper returns the function to give keyconfig.Options.Wrap. It puts, in
+// front of each key's Decrypter, a timer of the key-service call, then cache
+// (unless nil), then a counter of unwraps; so the latency is of real key
+// service calls and the count includes cache hits. It also registers cache's
+// statistics.
+func (m *Metrics) KeyWrapper(cache *kms.Cache) func(provider string, d kms.Decrypter) kms.Decrypter {
+	if cache != nil {
+		m.reg.MustRegister(cacheCollector{cache.Stats})
+	}
+	return func(provider string, d kms.Decrypter) kms.Decrypter {
+		latency := m.keyService.WithLabelValues(provider)
+		d = decorate(d, func(ctx context.Context, k kms.WrappedKey, next unwrapFunc) ([]byte, error) {
+			start := time.Now()
+			defer func() { latency.Observe(time.Since(start).Seconds()) }()
+			return next(ctx, k)
+		})
+		if cache != nil {
+			d = cache.Decrypter(d)
+		}
+		kid := d.KeyID()
+		return decorate(d, func(ctx context.Context, k kms.WrappedKey, next unwrapFunc) ([]byte, error) {
+			cek, err := next(ctx, k)
+			m.unwraps.WithLabelValues(kid, provider, unwrapResult(err)).Inc()
+			return cek, err
+		})
+	}
+}
+
+func unwrapResult(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, kms.ErrKeyMismatch):
+		return "mismatch"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "timeout"
+	}
+	return "error"
+}
+
+type unwrapFunc func(context.Context, kms.WrappedKey) ([]byte, error)
+
+// decorate returns d with its Unwrap passed through around. The result is a
+// KeyIDMatcher when d is one, as the keyring needs.
+func decorate(d kms.Decrypter, around func(context.Context, kms.WrappedKey, unwrapFunc) ([]byte, error)) kms.Decrypter {
+	dd := &decorated{Decrypter: d, around: around}
+	if m, ok := d.(kms.KeyIDMatcher); ok {
+		return &decoratedMatcher{decorated: dd, m: m}
+	}
+	return dd
+}
+
+type decorated struct {
+	kms.Decrypter
+	around func(context.Context, kms.WrappedKey, unwrapFunc) ([]byte, error)
+}
+
+func (d *decorated) Unwrap(ctx context.Context, k kms.WrappedKey) ([]byte, error) {
+	return d.around(ctx, k, d.Decrypter.Unwrap)
+}
+
+type decoratedMatcher struct {
+	*decorated
+	m kms.KeyIDMatcher
+}
+
+func (d *decoratedMatcher) MatchKeyID(kid string) bool { return d.m.MatchKeyID(kid) }
+
+var (
+	_ kms.Decrypter    = (*decorated)(nil)
+	_ kms.KeyIDMatcher = (*decoratedMatcher)(nil)
+)
+
+// cacheCollector reads the cache's counters at each scrape.
+type cacheCollector struct{ stats func() kms.CacheStats }
+
+var (
+	cacheHits      = prometheus.NewDesc(prefix+"cache_hits_total", "Content-key cache lookups answered from the cache.", nil, nil)
+	cacheMisses    = prometheus.NewDesc(prefix+"cache_misses_total", "Content-key cache lookups that called the key service.", nil, nil)
+	cacheEvictions = prometheus.NewDesc(prefix+"cache_evictions_total", "Content keys dropped from the cache, by size or age.", nil, nil)
+	cacheEntries   = prometheus.NewDesc(prefix+"cache_entries", "Content keys in the cache.", nil, nil)
+)
+
+func (cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- cacheHits
+	ch <- cacheMisses
+	ch <- cacheEvictions
+	ch <- cacheEntries
+}
+
+func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	ch <- prometheus.MustNewConstMetric(cacheHits, prometheus.CounterValue, float64(s.Hits))
+	ch <- prometheus.MustNewConstMetric(cacheMisses, prometheus.CounterValue, float64(s.Misses))
+	ch <- prometheus.MustNewConstMetric(cacheEvictions, prometheus.CounterValue, float64(s.Evictions))
+	ch <- prometheus.MustNewConstMetric(cacheEntries, prometheus.GaugeValue, float64(s.Entries))
+}
+
+// CertExpiry registers jwe_webhook_serving_certificate_expiry_timestamp_seconds,
+// read from notAfter at each scrape; it is absent while notAfter is zero.
+func (m *Metrics) CertExpiry(notAfter func() time.Time) {
+	m.reg.MustRegister(certCollector{notAfter})
+}
+
+type certCollector struct{ notAfter func() time.Time }
+
+var certExpiry = prometheus.NewDesc(prefix+"serving_certificate_expiry_timestamp_seconds",
+	"When the serving certificate in use expires, in seconds since the Unix epoch.", nil, nil)
+
+func (certCollector) Describe(ch chan<- *prometheus.Desc) { ch <- certExpiry }
+
+func (c certCollector) Collect(ch chan<- prometheus.Metric) {
+	if t := c.notAfter(); !t.IsZero() {
+		ch <- prometheus.MustNewConstMetric(certExpiry, prometheus.GaugeValue, float64(t.Unix()))
+	}
+}
