@@ -151,10 +151,12 @@ func Parse(value []byte) (*Object, error) {
 // parseCompact parses v; detected is its protected header as detect read it,
 // nil when it was too large to read.
 func parseCompact(v string, detected map[string]json.RawMessage) (*Object, error) {
-	parts := strings.Split(v, ".")
-	if len(parts) != 5 {
-		return nil, fmt.Errorf("compact JWE must have 5 parts separated by dots, found %d", len(parts))
+	// Count before splitting: a value of a million dots must not become a
+	// million strings.
+	if n := strings.Count(v, ".") + 1; n != 5 {
+		return nil, fmt.Errorf("compact JWE must have 5 parts separated by dots, found %d", n)
 	}
+	parts := strings.Split(v, ".")
 	names := [5]string{"protected header", "encrypted key", "initialization vector", "ciphertext", "authentication tag"}
 	var decoded [5][]byte
 	for i, p := range parts {

@@ -163,9 +163,15 @@ func newCallError(ctx context.Context, op, resource string, err error) error {
 		return &callError{msg: fmt.Sprintf("gcp kms: %s %q: %v", op, resource, ctxErr), errs: []error{ctxErr, err}}
 	}
 	st := status.Convert(err)
+	errs := []error{err}
+	if st.Code() == codes.DeadlineExceeded {
+		// The service (or the transport) gave up first; for the caller it is
+		// the same timeout as its own context ending.
+		errs = append(errs, context.DeadlineExceeded)
+	}
 	return &callError{
 		msg:  fmt.Sprintf("gcp kms: %s %q: %s: %s", op, resource, codeText(st.Code()), short(st.Message())),
-		errs: []error{err},
+		errs: errs,
 	}
 }
 

@@ -593,3 +593,20 @@ func BenchmarkUnwrap(b *testing.B) {
 		}
 	}
 }
+
+// TestUnwrapServiceDeadline checks that Cloud KMS answering DeadlineExceeded
+// reads as a timeout to the caller, as its own context ending does.
+func TestUnwrapServiceDeadline(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	k := e.key(t, hr)
+	_, w := e.wrap(t, hr1, hr1, "RSA-OAEP-256")
+	if _, err := k.Unwrap(t.Context(), w); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.SetFaults(gcpkmstest.Faults{Code: codes.DeadlineExceeded})
+	_, err := k.Unwrap(t.Context(), w)
+	if !errors.Is(err, context.DeadlineExceeded) || status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("err = %v, want one that is context.DeadlineExceeded with status DeadlineExceeded", err)
+	}
+}
