@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/jwe-webhook/jwe-webhook/test/e2e/harness"
@@ -28,14 +27,14 @@ func TestDenials(t *testing.T) {
 		name:      "tampered",
 		namespace: ns,
 		jwe: func(t *testing.T, p string) string {
-			return tamper(t, encrypt(t, p, harness.Scope{Namespace: ns, Name: "tampered"}))
+			return tamperPart(t, encrypt(t, p, harness.Scope{Namespace: ns, Name: "tampered"}), partTag)
 		},
 	}, {
 		name:      "tampered-beside-a-good-value",
 		namespace: ns,
 		good:      true,
 		jwe: func(t *testing.T, p string) string {
-			return tamper(t, encrypt(t, p, harness.Scope{Namespace: ns, Name: "tampered-beside-a-good-value"}))
+			return tamperPart(t, encrypt(t, p, harness.Scope{Namespace: ns, Name: "tampered-beside-a-good-value"}), partTag)
 		},
 	}, {
 		name:      "namespace-scope-in-another-namespace",
@@ -72,38 +71,8 @@ func TestDenials(t *testing.T) {
 				s.StringData["a-good-one"] = encrypt(t, plaintext(t, "good"), harness.Scope{Namespace: tt.namespace, Name: tt.name})
 			}
 			_, err := apply(t, s)
-			if err == nil {
-				t.Fatal("kubectl apply succeeded, want a denial")
-			}
-			msg := err.Error()
-			if !strings.Contains(msg, `data key "password"`) {
-				t.Errorf("kubectl apply error does not name data key \"password\":\n%s", msg)
-			}
-			for what, secret := range map[string]string{"plaintext": p, "JWE": jwe} {
-				if strings.Contains(msg, secret) {
-					t.Errorf("kubectl apply error contains the %s:\n%s", what, msg)
-				}
-			}
+			assertDenied(t, err, "password", p, jwe)
 			assertAbsent(t, tt.namespace, tt.name)
 		})
 	}
-}
-
-// tamper changes one character in the middle of a compact JWE's authentication
-// tag, so the JWE still parses but no longer authenticates.
-func tamper(t *testing.T, jwe string) string {
-	t.Helper()
-	parts := strings.Split(jwe, ".")
-	if len(parts) != 5 || len(parts[4]) < 4 {
-		t.Fatalf("not a compact JWE: %q", jwe)
-	}
-	tag := []byte(parts[4])
-	i := len(tag) / 2 // not the last character, whose low bits may be padding
-	if tag[i] == 'A' {
-		tag[i] = 'B'
-	} else {
-		tag[i] = 'A'
-	}
-	parts[4] = string(tag)
-	return strings.Join(parts, ".")
 }

@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -51,7 +52,13 @@ var namespaces atomic.Int64
 // deleted: without kube-controller-manager they would stay Terminating.
 func newNamespace(t *testing.T) string {
 	t.Helper()
-	ns := fmt.Sprintf("e2e-%d", namespaces.Add(1))
+	return newNamespaceWithPrefix(t, "e2e-")
+}
+
+// newNamespaceWithPrefix is newNamespace for a name starting with prefix.
+func newNamespaceWithPrefix(t *testing.T, prefix string) string {
+	t.Helper()
+	ns := fmt.Sprintf("%s%d", prefix, namespaces.Add(1))
 	kubectl(t, "create", "namespace", ns)
 	return ns
 }
@@ -71,6 +78,13 @@ func kubectl(t *testing.T, args ...string) string {
 // the error.
 func apply(t *testing.T, s *Secret, flags ...string) (string, error) {
 	t.Helper()
+	return applyFile(t.Context(), writeManifest(t, s), flags...)
+}
+
+// writeManifest writes s to a manifest file in a directory of the test's and
+// returns its path.
+func writeManifest(t *testing.T, s *Secret) string {
+	t.Helper()
 	manifest, err := yaml.Marshal(s)
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +93,13 @@ func apply(t *testing.T, s *Secret, flags ...string) (string, error) {
 	if err := os.WriteFile(path, manifest, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return cluster.Kubectl(t.Context(), nil, append([]string{"apply", "-f", path}, flags...)...)
+	return path
+}
+
+// applyFile runs `kubectl apply -f path` with extra flags. It needs no
+// testing.T, so a goroutine of a test may call it.
+func applyFile(ctx context.Context, path string, flags ...string) (string, error) {
+	return cluster.Kubectl(ctx, nil, append([]string{"apply", "-f", path}, flags...)...)
 }
 
 // mustApply is apply that fails the test when kubectl fails.

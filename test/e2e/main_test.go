@@ -18,6 +18,14 @@ import (
 // an administrator would, with clientConfig pointed at the local webhook.
 const webhookManifest = "../../manifests/base/mutatingwebhookconfiguration.yaml"
 
+// keyTimeout is the webhook's deadline for one key service call, shorter than
+// its default (5s) so that the slow key service cases take little time.
+const keyTimeout = 2 * time.Second
+
+// certReloadInterval is how often the webhook checks its serving certificate
+// files, short so that a replaced certificate is served soon.
+const certReloadInterval = 500 * time.Millisecond
+
 // cluster is shared by every test in the package: starting one takes seconds,
 // and the tests use their own namespaces. Set once by TestMain.
 var cluster *harness.Cluster
@@ -45,12 +53,26 @@ func runSuite(m *testing.M) int {
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "e2e %6.2fs: %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
+	ks, err := startKeyServices(dir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: e2e: start the fake key services: %v\n", err)
+		return 1
+	}
+	defer ks.Close()
+	logf("fake Cloud KMS on %s, fake Vault on %s", ks.kmsAddr, ks.vaultURL)
+	keys = ks
 	c, err := harness.Start(context.Background(), harness.Config{
 		Dir:             dir,
 		Bins:            bins,
 		WebhookManifest: webhookManifest,
-		WebhookArgs:     []string{"--log-level", "debug"},
-		Logf:            logf,
+		WebhookArgs: []string{
+			"--log-level", "debug",
+			"--key-timeout", keyTimeout.String(),
+			"--cert-reload-interval", certReloadInterval.String(),
+		},
+		ExtraKeys:  ks.KeyConfig(),
+		EncryptEnv: ks.EncryptEnv(),
+		Logf:       logf,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: e2e: start the control plane (files kept in %s): %v\n", dir, err)

@@ -28,8 +28,9 @@ type Scope struct {
 	Namespace, Name string
 }
 
-// Encrypt runs jwe-encrypt to encrypt value to the public key file recipient
-// with scope and returns the compact JWE.
+// Encrypt runs jwe-encrypt to encrypt value to recipient (a public key file,
+// or a key service such as gcpkms://… or vault://…, reached through
+// Config.EncryptEnv) with scope and returns the compact JWE.
 func (c *Cluster) Encrypt(ctx context.Context, recipient string, value []byte, scope Scope) (string, error) {
 	args := []string{"-r", recipient}
 	if scope.Namespace != "" {
@@ -38,7 +39,9 @@ func (c *Cluster) Encrypt(ctx context.Context, recipient string, value []byte, s
 	if scope.Name != "" {
 		args = append(args, "--name", scope.Name)
 	}
-	out, err := run(exec.CommandContext(ctx, c.cfg.Bins.JWEEncrypt, args...), value)
+	cmd := exec.CommandContext(ctx, c.cfg.Bins.JWEEncrypt, args...)
+	cmd.Env = append(os.Environ(), c.cfg.EncryptEnv...)
+	out, err := run(cmd, value)
 	return strings.TrimSpace(out), err
 }
 
@@ -107,6 +110,10 @@ func httpGet(ctx context.Context, client *http.Client, url string) (string, erro
 	return body, err
 }
 
+// maxResponseBytes caps a response body read by httpDo: etcd's answer for the
+// largest Secret (1 MiB of data, base64 in JSON) fits.
+const maxResponseBytes = 4 << 20
+
 func httpDo(ctx context.Context, client *http.Client, method, url, body string) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
@@ -120,6 +127,6 @@ func httpDo(ctx context.Context, client *http.Client, method, url, body string) 
 		return 0, "", err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	return resp.StatusCode, string(data), err
 }

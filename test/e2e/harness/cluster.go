@@ -45,6 +45,14 @@ type Config struct {
 	WebhookManifest string
 	// WebhookArgs are added to the webhook's command line.
 	WebhookArgs []string
+	// ExtraKeys are entries of a key configuration (the YAML format of
+	// internal/kms/keyconfig, e.g. a gcpkms or vault entry) for keys beside
+	// the local one. When set, the harness writes a key configuration naming
+	// the local key and these, and the webhook gets --key-config instead of
+	// --key-file.
+	ExtraKeys []any
+	// EncryptEnv is added to jwe-encrypt's environment, e.g. VAULT_ADDR.
+	EncryptEnv []string
 	// Logf, if set, receives one line per step.
 	Logf func(format string, args ...any)
 }
@@ -66,11 +74,20 @@ type Cluster struct {
 	WebhookURL string
 	// WebhookLog collects the output of every webhook run.
 	WebhookLog string
+	// MetricsURL is the webhook's plain-HTTP base URL for /metrics and probes.
+	MetricsURL string
+	// ClientCA issues the certificates the webhook accepts clients with; the
+	// webhook allows only the name WebhookClientName.
+	ClientCA *CA
+	// APIServerClientCert is what the apiserver presents to the webhook.
+	APIServerClientCert CertPair
 
-	pkiDir, logDir string
-	webhookCert    CertPair
-	admin          *http.Client // to the apiserver, as admin
-	probeJWE       string       // a JWE for a key the webhook lacks
+	pkiDir, logDir  string
+	webhookCert     CertPair
+	apiserverClient tls.Certificate // APIServerClientCert, loaded
+	keyConfig       string          // the webhook's --key-config file; empty for --key-file
+	admin           *http.Client    // to the apiserver, as admin
+	probeJWE        string          // a JWE for a key the webhook lacks
 
 	etcd, apiserver, webhook *Process
 }
@@ -97,13 +114,14 @@ func (c *Cluster) start(ctx context.Context) error {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
 	}
-	ports, err := freePorts(4)
+	ports, err := freePorts(5)
 	if err != nil {
 		return err
 	}
 	c.EtcdURL = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	c.APIServerURL = fmt.Sprintf("https://127.0.0.1:%d", ports[2])
 	c.WebhookURL = fmt.Sprintf("https://127.0.0.1:%d", ports[3])
+	c.MetricsURL = fmt.Sprintf("http://127.0.0.1:%d", ports[4])
 
 	c.cfg.Logf("generating CA, certificates and keys in %s", c.pkiDir)
 	if err := c.writePKI(); err != nil {
@@ -163,8 +181,16 @@ func (c *Cluster) writePKI() error {
 	if c.webhookCert, err = c.CA.ServingCert(c.pkiDir, "webhook"); err != nil {
 		return err
 	}
+	if err := c.writeClientPKI(); err != nil {
+		return err
+	}
 	if c.Key, err = NewRSAKeyPair(c.pkiDir, "jwe-key"); err != nil {
 		return err
+	}
+	if len(c.cfg.ExtraKeys) > 0 {
+		c.keyConfig = filepath.Join(c.pkiDir, "keys.yaml")
+		local := map[string]any{"provider": "local", "local": map[string]any{"file": c.Key.PrivateFile}}
+		return writeYAML(c.keyConfig, map[string]any{"keys": append([]any{local}, c.cfg.ExtraKeys...)})
 	}
 	return nil
 }
@@ -212,6 +238,10 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	admissionConfig, err := c.writeAdmissionConfig()
+	if err != nil {
+		return err
+	}
 	if err := c.writeKubeconfig(admin); err != nil {
 		return err
 	}
@@ -236,6 +266,7 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 		"--authorization-mode=RBAC",
 		"--etcd-servers="+c.EtcdURL,
 		"--encryption-provider-config="+encConfig,
+		"--admission-control-config-file="+admissionConfig,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+sa.PublicFile,
 		"--service-account-signing-key-file="+sa.PrivateFile,
@@ -311,23 +342,34 @@ func (c *Cluster) StartWebhook(ctx context.Context) error {
 		c.WebhookLog = filepath.Join(c.logDir, "webhook.log")
 	}
 	addr := strings.TrimPrefix(c.WebhookURL, "https://")
-	c.cfg.Logf("starting the webhook on %s with local key %s", addr, c.Key.PrivateFile)
+	keys := []string{"--key-file", c.Key.PrivateFile}
+	if c.keyConfig != "" {
+		keys = []string{"--key-config", c.keyConfig}
+	}
+	c.cfg.Logf("starting the webhook on %s with %s %s", addr, keys[0], keys[1])
 	args := append([]string{
 		"--listen", addr,
 		"--tls-cert-file", c.webhookCert.CertFile,
 		"--tls-key-file", c.webhookCert.KeyFile,
-		"--key-file", c.Key.PrivateFile,
-	}, c.cfg.WebhookArgs...)
+		"--metrics-listen", strings.TrimPrefix(c.MetricsURL, "http://"),
+	}, keys...)
+	args = append(args, c.clientAuthArgs()...)
+	args = append(args, c.cfg.WebhookArgs...)
 	p, err := StartProcess(c.logDir, "webhook", c.cfg.Bins.Webhook, args...)
 	if err != nil {
 		return err
 	}
 	c.webhook = p
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.CA.Pool()}}}
 	return waitFor(ctx, webhookReadyTimeout, "webhook /readyz", p.Exited(), func(ctx context.Context) error {
-		_, err := httpGet(ctx, client, c.WebhookURL+"/readyz")
+		_, err := httpGet(ctx, c.webhookClient(), c.WebhookURL+"/readyz")
 		return err
 	})
+}
+
+// webhookClient is an HTTPS client that trusts the webhook's serving
+// certificate and presents the apiserver's client certificate.
+func (c *Cluster) webhookClient() *http.Client {
+	return c.WebhookClient(c.apiserverClient)
 }
 
 // StopWebhook stops the webhook; the apiserver then fails to call it.
@@ -336,6 +378,30 @@ func (c *Cluster) StopWebhook() {
 		c.webhook.Stop()
 	}
 }
+
+// KillWebhook kills the webhook with SIGKILL, as a crash or an OOM kill
+// would: requests in flight get no answer. Start it again with StartWebhook.
+func (c *Cluster) KillWebhook() {
+	if c.webhook != nil {
+		c.webhook.Kill()
+	}
+}
+
+// WebhookHealthy returns nil when the webhook's current run has not exited
+// and answers /healthz.
+func (c *Cluster) WebhookHealthy(ctx context.Context) error {
+	select {
+	case <-c.webhook.Exited():
+		return c.webhook.ExitError()
+	default:
+	}
+	_, err := httpGet(ctx, c.webhookClient(), c.WebhookURL+"/healthz")
+	return err
+}
+
+// WebhookCert is the webhook's serving certificate and key on disk, which
+// the webhook reloads when they change.
+func (c *Cluster) WebhookCert() CertPair { return c.webhookCert }
 
 // registerWebhook applies the MutatingWebhookConfiguration from manifests/ with
 // its clientConfig pointed at the local webhook, creates the webhook's

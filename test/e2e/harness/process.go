@@ -89,6 +89,12 @@ func (p *Process) Stop() {
 	killGroup(p.PID(), syscall.SIGKILL)
 }
 
+// Kill sends SIGKILL to the process group and waits for the process to exit.
+func (p *Process) Kill() {
+	killGroup(p.PID(), syscall.SIGKILL)
+	<-p.done
+}
+
 func killGroup(pgid int, sig syscall.Signal) {
 	if err := syscall.Kill(-pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		fmt.Fprintf(os.Stderr, "harness: signal %v to process group %d: %v\n", sig, pgid, err)

@@ -1,0 +1,283 @@
+package e2e_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+// manifestsDir is the repository's kustomize tree.
+const manifestsDir = "../../manifests"
+
+// overlays are the installs manifests/ must offer; any other overlay found
+// there is checked too.
+var overlays = []string{"local-key", "gcp-kms", "vault", "cert-manager"}
+
+// TestManifests builds every overlay with kubectl kustomize, checks what a
+// production install needs, and applies the result to the apiserver with a
+// server-side dry run and strict field validation. cert-manager's Issuer and
+// Certificate are validated against stand-in CRDs (testdata) installed for
+// the purpose.
+func TestManifests(t *testing.T) {
+	kubectl(t, "apply", "-f", "testdata/cert-manager-crds.yaml")
+	kubectl(t, "wait", "--for=condition=Established", "--timeout=60s",
+		"crd/issuers.cert-manager.io", "crd/certificates.cert-manager.io")
+
+	entries, err := os.ReadDir(filepath.Join(manifestsDir, "overlays"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, e := range entries {
+		if e.IsDir() {
+			found = append(found, e.Name())
+		}
+	}
+	for _, want := range overlays {
+		if !slices.Contains(found, want) {
+			t.Errorf("manifests/overlays/%s is missing", want)
+		}
+	}
+	for _, name := range found {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			objs := buildInstall(t, filepath.Join(manifestsDir, "overlays", name))
+			checkInstall(t, objs)
+			switch name {
+			case "gcp-kms":
+				sa := objs.get(t, "ServiceAccount", "jwe-webhook")
+				if lookup(sa, "metadata", "annotations", "iam.gke.io/gcp-service-account") == nil {
+					t.Error("ServiceAccount has no Workload Identity annotation")
+				}
+			case "cert-manager":
+				checkCertManager(t, objs)
+			}
+		})
+	}
+
+	// An install as certs/README.md describes it: an overlay plus the
+	// component make-certs.sh writes.
+	t.Run("make-certs", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		runProgram(t, "bash", filepath.Join(manifestsDir, "..", "certs", "make-certs.sh"), filepath.Join(dir, "pki"))
+		overlay, err := filepath.Abs(filepath.Join(manifestsDir, "overlays", "local-key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, err := filepath.Rel(dir, overlay)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kustomization := fmt.Sprintf("resources: [%s]\ncomponents: [pki]\n", rel)
+		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		objs := buildInstall(t, dir)
+		checkInstall(t, objs)
+		objs.get(t, "Secret", "jwe-webhook-tls")
+		objs.get(t, "ConfigMap", "jwe-webhook-client-ca")
+		bundle, _ := lookup(objs.get(t, "MutatingWebhookConfiguration", "jwe-webhook"), "webhooks", 0, "clientConfig", "caBundle").(string)
+		ca, err := os.ReadFile(filepath.Join(dir, "pki", "ca.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := base64.StdEncoding.DecodeString(bundle); !bytes.Equal(got, ca) {
+			t.Errorf("caBundle is not the CA make-certs.sh made")
+		}
+	})
+}
+
+// objects are the documents of a kustomize build.
+type objects []map[string]any
+
+// buildInstall runs kubectl kustomize on dir, applies the result with a server-side
+// dry run, and returns its objects.
+func buildInstall(t *testing.T, dir string) objects {
+	t.Helper()
+	out := kubectl(t, "kustomize", dir)
+	path := filepath.Join(t.TempDir(), "install.yaml")
+	if err := os.WriteFile(path, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cluster.Kubectl(t.Context(), nil, "apply", "--dry-run=server", "--validate=strict", "-f", path); err != nil {
+		t.Errorf("the apiserver refuses the install:\n%v", err)
+	}
+	var objs objects
+	for doc := range strings.SplitSeq(out, "\n---\n") {
+		var obj map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			t.Fatalf("kustomize output: %v", err)
+		}
+		objs = append(objs, obj)
+	}
+	return objs
+}
+
+// get returns the object of kind and name, failing the test without one.
+func (objs objects) get(t *testing.T, kind, name string) map[string]any {
+	t.Helper()
+	for _, o := range objs {
+		if o["kind"] == kind && lookup(o, "metadata", "name") == name {
+			return o
+		}
+	}
+	t.Fatalf("no %s %s in the install", kind, name)
+	return nil
+}
+
+// lookup walks v by map keys and slice indices; nil when there is nothing.
+func lookup(v any, path ...any) any {
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, _ := v.(map[string]any)
+			v = m[k]
+		case int:
+			s, _ := v.([]any)
+			if k >= len(s) {
+				return nil
+			}
+			v = s[k]
+		}
+	}
+	return v
+}
+
+// checkInstall checks what every install must have, whatever its keys.
+func checkInstall(t *testing.T, objs objects) {
+	t.Helper()
+	ns := "jwe-webhook"
+	objs.get(t, "Namespace", ns)
+	objs.get(t, "ServiceAccount", "jwe-webhook")
+
+	d := objs.get(t, "Deployment", "jwe-webhook")
+	pod := lookup(d, "spec", "template", "spec")
+	c := lookup(pod, "containers", 0)
+	env := map[string]any{}
+	for _, e := range lookup(c, "env").([]any) {
+		env[lookup(e, "name").(string)] = lookup(e, "value")
+	}
+	for _, tt := range []struct {
+		what string
+		got  any
+		want any
+	}{
+		{"namespace", lookup(d, "metadata", "namespace"), ns},
+		{"replicas", lookup(d, "spec", "replicas"), float64(2)},
+		{"pod runAsNonRoot", lookup(pod, "securityContext", "runAsNonRoot"), true},
+		{"pod seccomp profile", lookup(pod, "securityContext", "seccompProfile", "type"), "RuntimeDefault"},
+		{"readOnlyRootFilesystem", lookup(c, "securityContext", "readOnlyRootFilesystem"), true},
+		{"allowPrivilegeEscalation", lookup(c, "securityContext", "allowPrivilegeEscalation"), false},
+		{"dropped capabilities", fmt.Sprint(lookup(c, "securityContext", "capabilities", "drop")), "[ALL]"},
+		{"liveness probe port", lookup(c, "livenessProbe", "httpGet", "port"), "metrics"},
+		{"readiness probe", fmt.Sprint(lookup(c, "readinessProbe", "httpGet", "path"), " ", lookup(c, "readinessProbe", "httpGet", "port")), "/readyz metrics"},
+		{"client CA", env["JWE_WEBHOOK_CLIENT_CA_FILE"] != nil, true},
+		{"one key source", (env["JWE_WEBHOOK_KEY_FILE"] == nil) != (env["JWE_WEBHOOK_KEY_CONFIG"] == nil), true},
+		{"topology spread", lookup(pod, "topologySpreadConstraints", 0) != nil, true},
+		{"memory limit", lookup(c, "resources", "limits", "memory") != nil, true},
+		{"requests", lookup(c, "resources", "requests", "cpu") != nil && lookup(c, "resources", "requests", "memory") != nil, true},
+	} {
+		if fmt.Sprint(tt.got) != fmt.Sprint(tt.want) {
+			t.Errorf("Deployment %s: %v, want %v", tt.what, tt.got, tt.want)
+		}
+	}
+
+	labels := lookup(d, "spec", "template", "metadata", "labels").(map[string]any)
+	for _, kind := range []string{"PodDisruptionBudget", "Service", "NetworkPolicy"} {
+		o := objs.get(t, kind, "jwe-webhook")
+		sel, _ := lookup(o, "spec", "selector", "matchLabels").(map[string]any)
+		if kind == "Service" {
+			sel, _ = lookup(o, "spec", "selector").(map[string]any)
+		} else if kind == "NetworkPolicy" {
+			sel, _ = lookup(o, "spec", "podSelector", "matchLabels").(map[string]any)
+		}
+		if len(sel) == 0 {
+			t.Errorf("%s selects no pods", kind)
+		}
+		for k, v := range sel {
+			if labels[k] != v {
+				t.Errorf("%s selects %s=%v, which the pods lack", kind, k, v)
+			}
+		}
+	}
+	svc := objs.get(t, "Service", "jwe-webhook")
+	if fmt.Sprint(lookup(svc, "spec", "ports", 0, "port"), " ", lookup(svc, "spec", "ports", 0, "targetPort")) != "443 webhook" {
+		t.Errorf("Service's first port is not 443 to the webhook port")
+	}
+	np := objs.get(t, "NetworkPolicy", "jwe-webhook")
+	var ports []string
+	for _, rule := range lookup(np, "spec", "ingress").([]any) {
+		for _, p := range lookup(rule, "ports").([]any) {
+			ports = append(ports, fmt.Sprint(lookup(p, "port")))
+		}
+	}
+	slices.Sort(ports)
+	if fmt.Sprint(lookup(np, "spec", "policyTypes")) != "[Ingress]" || fmt.Sprint(ports) != "[metrics webhook]" {
+		t.Errorf("NetworkPolicy: types %v, ports %v; want Ingress to the metrics and webhook ports only", lookup(np, "spec", "policyTypes"), ports)
+	}
+
+	w := lookup(objs.get(t, "MutatingWebhookConfiguration", "jwe-webhook"), "webhooks", 0)
+	for _, tt := range []struct {
+		what string
+		got  any
+		want string
+	}{
+		{"failurePolicy", lookup(w, "failurePolicy"), "Fail"},
+		{"sideEffects", lookup(w, "sideEffects"), "None"},
+		{"timeoutSeconds", lookup(w, "timeoutSeconds"), "10"},
+		{"admissionReviewVersions", lookup(w, "admissionReviewVersions"), "[v1]"},
+		{"service", fmt.Sprint(lookup(w, "clientConfig", "service", "namespace"), "/", lookup(w, "clientConfig", "service", "name"),
+			":", lookup(w, "clientConfig", "service", "port"), lookup(w, "clientConfig", "service", "path")), "jwe-webhook/jwe-webhook:443/mutate"},
+		{"namespaceSelector", lookup(w, "namespaceSelector", "matchExpressions", 0), "map[key:kubernetes.io/metadata.name operator:NotIn values:[kube-system jwe-webhook]]"},
+	} {
+		if fmt.Sprint(tt.got) != tt.want {
+			t.Errorf("webhook %s: %v, want %s", tt.what, tt.got, tt.want)
+		}
+	}
+}
+
+// checkCertManager checks that cert-manager issues the secret the webhook
+// serves from, injects its CA, and that the webhook trusts that CA for the
+// client certificate cert-manager issues for the apiserver.
+func checkCertManager(t *testing.T, objs objects) {
+	t.Helper()
+	mwc := objs.get(t, "MutatingWebhookConfiguration", "jwe-webhook")
+	from, _ := lookup(mwc, "metadata", "annotations", "cert-manager.io/inject-ca-from").(string)
+	ns, name, _ := strings.Cut(from, "/")
+	serving := objs.get(t, "Certificate", name)
+	if ns != "jwe-webhook" {
+		t.Errorf("inject-ca-from %q, want a Certificate in jwe-webhook", from)
+	}
+	volumes := map[string]any{}
+	for _, v := range lookup(objs.get(t, "Deployment", "jwe-webhook"), "spec", "template", "spec", "volumes").([]any) {
+		volumes[lookup(v, "name").(string)] = v
+	}
+	if got, want := lookup(volumes["tls"], "secret", "secretName"), lookup(serving, "spec", "secretName"); got != want {
+		t.Errorf("the webhook serves from Secret %v, cert-manager writes %v", got, want)
+	}
+	if !slices.Contains(lookup(serving, "spec", "dnsNames").([]any), any("jwe-webhook.jwe-webhook.svc")) {
+		t.Error("the serving Certificate lacks jwe-webhook.jwe-webhook.svc")
+	}
+	client := objs.get(t, "Certificate", "jwe-webhook-apiserver-client")
+	issuer := objs.get(t, "Issuer", lookup(client, "spec", "issuerRef", "name").(string))
+	if got, want := lookup(volumes["client-ca"], "secret", "secretName"), lookup(issuer, "spec", "ca", "secretName"); got == nil || got != want {
+		t.Errorf("the webhook trusts clients of Secret %v, the apiserver's certificate comes from %v", got, want)
+	}
+}
+
+// runProgram runs a program and fails the test when it fails.
+func runProgram(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.CommandContext(t.Context(), name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
