@@ -43,10 +43,13 @@ help:
 	@echo "test-unit    go test ./... in the root module"
 	@echo "test-e2e     the suite in $(E2E_DIR) against a real etcd + kube-apiserver + webhook"
 	@echo "test-vault   the Vault provider's cases against the Vault at VAULT_ADDR (skipped without it)"
-	@echo "bench        benchmarks of the /mutate handler, as ratios to an RSA decrypt measured in the same run"
+	@echo "bench        Go benchmarks of /mutate and load runs of bin/webhook, as ratios to baselines of the same run, into BENCHMARKS.md"
+	@echo "load         load against bin/webhook (LOAD_FLAGS, see go run ./test/load -h)"
+	@echo "fuzz         every fuzz target in the root module for FUZZTIME (5m) each, one at a time"
 	@echo "lint         gofmt and go vet in every module"
 	@echo "demo         a JWE Secret applied to a real control plane, seen from git, the API and etcd"
 	@echo "clean        bin/webhook, bin/jwe-encrypt; clean-tools also removes the cached control plane"
+	@echo "image        the webhook's container image (IMAGE, VERSION; needs a Docker engine, so not in test)"
 
 build:
 	$(GO) build -o $(WEBHOOK) ./cmd/webhook
@@ -92,11 +95,34 @@ $(INTEROP_STAMP): test/interop/package-lock.json
 test-vault:
 	$(GO) test ./internal/kms/vault/ -run TestRealVault -v -count=1
 
-# Go benchmarks of the /mutate handler, as ratios to baselines measured in
-# the same run (see BENCHMARKS.md).
+# Go benchmarks of the /mutate handler, then a short load run of every
+# scenario against bin/webhook, each as ratios to baselines measured in the
+# same run; test/load/bench.sh writes both tables into BENCHMARKS.md.
 BENCH_FLAGS ?= -benchtime 2s -count 3
-bench:
-	$(GO) test ./internal/server/ -run '^$$' -bench . $(BENCH_FLAGS)
+BENCH_LOAD_FLAGS ?= -d 5s
+bench: build
+	GO='$(GO)' WEBHOOK='$(WEBHOOK)' BENCH_FLAGS='$(BENCH_FLAGS)' LOAD_FLAGS='$(BENCH_LOAD_FLAGS)' test/load/bench.sh
+
+# The load generator against bin/webhook, which it starts; see
+# go run ./test/load -h for LOAD_FLAGS.
+LOAD_FLAGS ?= -scenario cache-hit
+.PHONY: load
+load: build
+	$(GO) run ./test/load -start -webhook $(WEBHOOK) $(LOAD_FLAGS)
+
+# Every fuzz target in the root module (cmd/, internal/), one after another,
+# FUZZTIME each. A failing target does not stop the others; its input lands
+# in the package's testdata/fuzz and the target fails at the end.
+FUZZTIME ?= 5m
+.PHONY: fuzz
+fuzz:
+	@failed=(); \
+	while read -r file name; do \
+		pkg=./$$(dirname "$$file"); \
+		echo ">> $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg" || failed+=("$$pkg $$name"); \
+	done < <(grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' cmd internal | sed 's/:func / /' | sort); \
+	if (( $${#failed[@]} )); then printf 'fuzz: failed: %s\n' "$${failed[@]}"; exit 1; fi
 
 test-e2e: tools build
 	cd $(E2E_DIR) && $(E2E_ENV) $(GO) test -count=1 $(E2E_FLAGS) ./...
@@ -114,3 +140,11 @@ clean:
 
 clean-tools: clean
 	rm -rf $(BIN)
+
+# The container image (Dockerfile): a static binary on distroless, version
+# stamped. Needs a Docker engine with BuildKit, so `make test` does not run it.
+IMAGE ?= ghcr.io/jwe-webhook/jwe-webhook
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+.PHONY: image
+image:
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
