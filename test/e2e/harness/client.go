@@ -45,6 +45,14 @@ func (c *Cluster) Encrypt(ctx context.Context, recipient string, value []byte, s
 	return strings.TrimSpace(out), err
 }
 
+// EncryptManifest runs jwe-encrypt in manifest mode on the file at path, in
+// place: every Secret value is encrypted to recipient and bound to its Secret.
+func (c *Cluster) EncryptManifest(ctx context.Context, recipient, path string) (string, error) {
+	cmd := exec.CommandContext(ctx, c.cfg.Bins.JWEEncrypt, "-r", recipient, "-f", path, "-i")
+	cmd.Env = append(os.Environ(), c.cfg.EncryptEnv...)
+	return run(cmd, nil)
+}
+
 // run runs cmd with stdin and returns its stdout; the error names the command
 // and holds its stderr.
 func run(cmd *exec.Cmd, stdin []byte) (string, error) {
