@@ -2,9 +2,6 @@ package gcpkms
 
 import (
 	"context"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"sync"
@@ -191,7 +188,7 @@ func (k *Key) PublicKey(ctx context.Context) (kms.PublicKey, error) {
 	if !ok {
 		return kms.PublicKey{}, fmt.Errorf("gcp kms: key version %q has algorithm %s, not RSA_DECRYPT_OAEP_*_SHA256 (RSA-OAEP-256) or _SHA1 (RSA-OAEP)", version, pk.alg)
 	}
-	pub, err := parseRSAPublicKey(pk.pem, a.bits)
+	pub, err := kms.ParseRSAPublicKeyPEM(pk.pem, a.bits)
 	if err != nil {
 		return kms.PublicKey{}, fmt.Errorf("gcp kms: public key of %q: %w", version, err)
 	}
@@ -226,25 +223,4 @@ func (k *Key) newestEnabledVersion(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("gcp kms: crypto key %q has no enabled version", k.name)
 	}
 	return newest, nil
-}
-
-// parseRSAPublicKey parses a PEM "PUBLIC KEY" (SubjectPublicKeyInfo) holding
-// an RSA key of the given size.
-func parseRSAPublicKey(s string, bits int) (*rsa.PublicKey, error) {
-	block, _ := pem.Decode([]byte(s))
-	if block == nil || block.Type != "PUBLIC KEY" {
-		return nil, errors.New(`not a PEM "PUBLIC KEY"`)
-	}
-	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	rsaPub, ok := pub.(*rsa.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("%T, not an RSA key", pub)
-	}
-	if rsaPub.N.BitLen() != bits {
-		return nil, fmt.Errorf("RSA key of %d bits, its algorithm says %d", rsaPub.N.BitLen(), bits)
-	}
-	return rsaPub, nil
 }

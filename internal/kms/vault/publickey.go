@@ -2,10 +2,7 @@ package vault
 
 import (
 	"context"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"strconv"
 
@@ -67,7 +64,7 @@ func (k *Key) publicKey(ctx context.Context, n int) (kms.PublicKey, error) {
 	if err := json.Unmarshal(raw, &version); err != nil || version.PublicKey == "" {
 		return kms.PublicKey{}, fmt.Errorf("vault: version %d of %s has no public key", n, k.family)
 	}
-	pub, err := parseRSAPublicKey(version.PublicKey, bits)
+	pub, err := kms.ParseRSAPublicKeyPEM(version.PublicKey, bits)
 	if err != nil {
 		return kms.PublicKey{}, fmt.Errorf("vault: version %d of %s: %w", n, k.family, err)
 	}
@@ -96,24 +93,4 @@ func (k *Key) readKey(ctx context.Context) (keyInfo, error) {
 		return keyInfo{}, fmt.Errorf("read %s: unexpected answer: %w", k.family, err)
 	}
 	return info, nil
-}
-
-// parseRSAPublicKey parses a PEM "PUBLIC KEY" (PKIX) RSA key of bits bits.
-func parseRSAPublicKey(s string, bits int) (*rsa.PublicKey, error) {
-	block, _ := pem.Decode([]byte(s))
-	if block == nil || block.Type != "PUBLIC KEY" {
-		return nil, fmt.Errorf("public key is not a PEM %q block", "PUBLIC KEY")
-	}
-	key, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("public key: %w", err)
-	}
-	pub, ok := key.(*rsa.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("public key is %T, not RSA", key)
-	}
-	if pub.N.BitLen() != bits {
-		return nil, fmt.Errorf("public key has %d bits, its type says %d", pub.N.BitLen(), bits)
-	}
-	return pub, nil
 }
