@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -392,7 +393,8 @@ func TestNotSecretWrites(t *testing.T) {
 type service struct {
 	err             error
 	inFlight, peak  atomic.Int32
-	block           chan struct{}
+	block           chan struct{} // when set, each call waits for a value
+	entered         chan struct{} // when set, each call reports that it started
 	kr              *kms.Keyring
 	calledNamespace atomic.Value
 }
@@ -407,6 +409,9 @@ func (s *service) Unwrap(ctx context.Context, ns string, k kms.WrappedKey) ([]by
 		}
 	}
 	s.calledNamespace.Store(ns)
+	if s.entered != nil {
+		s.entered <- struct{}{}
+	}
 	if s.block != nil {
 		<-s.block
 	}
@@ -433,28 +438,47 @@ func TestKeyServiceFailure(t *testing.T) {
 }
 
 func TestConcurrencyIsBounded(t *testing.T) {
+	const values, limit = 10, 3
 	f := newFixture(t)
-	svc := &service{kr: f.keyring, block: make(chan struct{})}
+	svc := &service{kr: f.keyring, block: make(chan struct{}), entered: make(chan struct{}, values)}
 	data := map[string][]byte{}
-	for i := range 10 {
+	for i := range values {
 		data[fmt.Sprintf("k%d", i)] = encrypt(t, f.ec, fmt.Sprintf("v%d", i), jwe.Scope{})
 	}
 	spec := secretSpec{ns: "team-a", name: "db", data: data}
 	done := make(chan *admissionv1.AdmissionResponse)
 	go func() {
-		done <- admission.NewReviewer(svc, admission.Options{Concurrency: 3}).Review(context.Background(), zap.NewNop(), spec.request(t))
+		done <- admission.NewReviewer(svc, admission.Options{Concurrency: limit}).Review(context.Background(), zap.NewNop(), spec.request(t))
 	}()
-	for range 10 {
-		svc.block <- struct{}{} // releases one call at a time
+	// Every call is held until the reviewer has as many in flight as it
+	// may (or as many as are left); only then is one released. So the peak
+	// is the limit whatever the scheduler does, and a reviewer that starts
+	// more than the limit shows it in the peak.
+	waitEntered := func() {
+		t.Helper()
+		select {
+		case <-svc.entered:
+		case <-time.After(time.Minute):
+			t.Fatalf("no key-service call started; %d in flight", svc.inFlight.Load())
+		}
+	}
+	for range limit {
+		waitEntered()
+	}
+	for released := range values {
+		svc.block <- struct{}{}
+		if released+limit < values {
+			waitEntered()
+		}
 	}
 	resp := <-done
 	if !resp.Allowed {
 		t.Fatal(resp.Result.Message)
 	}
-	if p := svc.peak.Load(); p < 2 || p > 3 {
-		t.Fatalf("peak concurrency %d, want 2..3", p)
+	if p := svc.peak.Load(); p != limit {
+		t.Fatalf("peak concurrency %d, want %d", p, limit)
 	}
-	if got := patched(t, spec.request(t), resp); got["k7"] != "v7" {
+	if got := patched(t, spec.request(t), resp); len(got) != values || got["k7"] != "v7" {
 		t.Fatalf("got %v", got)
 	}
 }
