@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,6 +182,7 @@ func TestReview(t *testing.T) {
 		spec     secretSpec
 		want     map[string]string // data after the patch; nil when denied
 		denial   []string          // substrings of the denial message
+		code     int32             // HTTP code of the denial
 		warnings int
 	}{
 		{
@@ -204,9 +206,17 @@ func TestReview(t *testing.T) {
 			want: map[string]string{"a": secrets[0], "b": secrets[1], "c": "plain", "d": secrets[2]},
 		},
 		{
+			// "~1" and "~0" in a key must not be read back as "/" and "~":
+			// "a~1b" patched as "/data/a~1b" would replace "a/b".
 			name: "data keys needing JSON Pointer escapes",
-			spec: secretSpec{ns: "team-a", name: "db", data: map[string][]byte{"a/b~c": encrypt(t, f.rsa, secrets[0], strict), "a~1b": []byte("plain")}},
-			want: map[string]string{"a/b~c": secrets[0], "a~1b": "plain"},
+			spec: secretSpec{ns: "team-a", name: "db", data: map[string][]byte{
+				"a/b~c": encrypt(t, f.rsa, secrets[0], strict),
+				"a~1b":  encrypt(t, f.rsa, secrets[1], strict),
+				"a/b":   []byte("plain"),
+				"x~0y":  encrypt(t, f.rsa, secrets[2], strict),
+				"x~y":   []byte("plain too"),
+			}},
+			want: map[string]string{"a/b~c": secrets[0], "a~1b": secrets[1], "a/b": "plain", "x~0y": secrets[2], "x~y": "plain too"},
 		},
 		{
 			name: "update",
@@ -239,21 +249,25 @@ func TestReview(t *testing.T) {
 			name:   "namespace scope in another namespace",
 			spec:   secretSpec{ns: "team-b", name: "db", data: map[string][]byte{"k": encrypt(t, f.rsa, secrets[2], jwe.Scope{Namespace: "team-a"})}},
 			denial: []string{`data key "k"`, `bound to namespace "team-a", not "team-b"`},
+			code:   http.StatusForbidden,
 		},
 		{
 			name:   "strict scope in another secret",
 			spec:   secretSpec{ns: "team-a", name: "other", data: map[string][]byte{"k": encrypt(t, f.rsa, secrets[2], strict)}},
 			denial: []string{`data key "k"`, `bound to Secret "db", not "other"`},
+			code:   http.StatusForbidden,
 		},
 		{
 			name:   "unknown kid",
 			spec:   secretSpec{ns: "team-a", name: "db", data: map[string][]byte{"pw": encrypt(t, f.stranger, secrets[3], strict)}},
 			denial: []string{`data key "pw"`, "no configured key has kid"},
+			code:   http.StatusForbidden,
 		},
 		{
 			name:   "tampered ciphertext",
 			spec:   secretSpec{ns: "team-a", name: "db", data: map[string][]byte{"pw": tampered}},
 			denial: []string{`data key "pw"`, "does not decrypt"},
+			code:   http.StatusBadRequest,
 		},
 		{
 			name: "wrong key under a known kid",
@@ -265,16 +279,19 @@ func TestReview(t *testing.T) {
 				return []byte(out)
 			}()}},
 			denial: []string{`data key "pw"`, "key does not match"},
+			code:   http.StatusForbidden,
 		},
 		{
 			name:   "key limited to other namespaces",
 			spec:   secretSpec{ns: "prod", name: "db", data: map[string][]byte{"pw": encrypt(t, f.ec, secrets[3], jwe.Scope{Namespace: "prod"})}},
-			denial: []string{`data key "pw"`, "prod"},
+			denial: []string{`data key "pw"`, fmt.Sprintf("key %q may not be used in namespace %q", f.ec.KeyID(), "prod")},
+			code:   http.StatusForbidden,
 		},
 		{
 			name:   "forbidden algorithm",
 			spec:   secretSpec{ns: "team-a", name: "db", data: map[string][]byte{"pw": []byte(b64(`{"alg":"dir","enc":"A256GCM"}`) + "..aXY.Yw.dA")}},
 			denial: []string{`data key "pw"`, `key algorithm "dir" is not allowed`},
+			code:   http.StatusBadRequest,
 		},
 		{
 			name: "every failing key is named, nothing stored",
@@ -284,6 +301,7 @@ func TestReview(t *testing.T) {
 				"bad2": encrypt(t, f.rsa, secrets[2], jwe.Scope{Namespace: "team-y"}),
 			}},
 			denial: []string{`data key "bad1"`, `data key "bad2"`},
+			code:   http.StatusForbidden,
 		},
 	}
 
@@ -301,6 +319,9 @@ func TestReview(t *testing.T) {
 			if c.denial != nil {
 				if resp.Allowed || resp.Patch != nil || resp.Result == nil {
 					t.Fatalf("want a denial, got %s", body)
+				}
+				if resp.Result.Code != c.code {
+					t.Errorf("denial code %d, want %d", resp.Result.Code, c.code)
 				}
 				for _, want := range c.denial {
 					if !strings.Contains(resp.Result.Message, want) {
