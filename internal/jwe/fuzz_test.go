@@ -9,11 +9,30 @@ import (
 	"testing"
 
 	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
+	"github.com/jwe-webhook/jwe-webhook/internal/testkit"
 )
 
 // FuzzParse checks that any input is either passed over as not ours, refused
-// with an error, or parsed into an object that decrypts without panicking.
-// The seed corpus (testdata vectors plus testdata/fuzz) runs in every go test.
+// with an error, or parsed into an object that decrypts without panicking;
+// that no error echoes the input or a part of it; and that each error wraps
+// the sentinel its function documents. The seed corpus (testdata vectors
+// plus testdata/fuzz) runs in every go test.
+// errKeyService marks the errors of the fuzz target's key service.
+var errKeyService = errors.New("key service")
+
+// noEcho fails t when err contains the input or a part of it. Fragments
+// shorter than 16 bytes are not looked for: a fuzzed part may by chance be a
+// word of a fixed message ("ciphertext").
+func noEcho(t *testing.T, op string, err error, in []byte) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if e := testkit.Echo(err.Error(), in, 2*testkit.MinEcho); e != "" {
+		t.Fatalf("%s error contains %q from the input: %v", op, e, err)
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	data, err := os.ReadFile(filepath.Join("testdata", "vectors.json"))
 	if err != nil {
@@ -40,13 +59,22 @@ func FuzzParse(f *testing.F) {
 		if errors.Is(err, jwe.ErrNotJWE) == detected {
 			t.Fatalf("Detect = %v but Parse error = %v", detected, err)
 		}
+		noEcho(t, "Parse", err, in)
 		if err != nil {
 			return
 		}
 		if len(obj.Recipients) == 0 || len(obj.Recipients) > jwe.MaxRecipients {
 			t.Fatalf("parsed %d recipients", len(obj.Recipients))
 		}
-		_ = obj.Scope.Check("ns", "name")
-		_, _, _ = obj.Decrypt(context.Background(), hold(keys["rsa-2048.pem"], keys["ec-p256.pem"], keys["ec-p384.pem"]))
+		if err := obj.Scope.Check("ns", "name"); err != nil && !errors.Is(err, jwe.ErrScope) {
+			t.Fatalf("Scope.Check error does not wrap ErrScope: %v", err)
+		}
+		h := hold(keys["rsa-2048.pem"], keys["ec-p256.pem"], keys["ec-p384.pem"])
+		h.wrap = errKeyService
+		_, _, err = obj.Decrypt(context.Background(), h)
+		noEcho(t, "Decrypt", err, in)
+		if err != nil && !errors.Is(err, jwe.ErrNoKey) && !errors.Is(err, jwe.ErrDecrypt) && !errors.Is(err, errKeyService) {
+			t.Fatalf("Decrypt error wraps neither ErrNoKey, ErrDecrypt nor the key service's error: %v", err)
+		}
 	})
 }

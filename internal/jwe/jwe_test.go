@@ -18,6 +18,7 @@ import (
 	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/local"
+	"github.com/jwe-webhook/jwe-webhook/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/vectors.json (breaks compatibility checks: only for new vectors)")
@@ -44,6 +45,7 @@ func keys(t testing.TB) map[string]*local.Key {
 type holder struct {
 	keys  map[string]*local.Key
 	calls int
+	wrap  error // when set, wrapped by every error other than ErrNoKey
 }
 
 func hold(ks ...*local.Key) *holder {
@@ -61,8 +63,11 @@ func (h *holder) UnwrapKey(ctx context.Context, r jwe.Recipient) ([]byte, error)
 		return nil, fmt.Errorf("%w: kid %q", jwe.ErrNoKey, r.KeyID)
 	}
 	cek, err := k.Unwrap(ctx, kms.WrappedKey(r))
-	if errors.Is(err, kms.ErrKeyMismatch) {
+	switch {
+	case errors.Is(err, kms.ErrKeyMismatch):
 		return nil, fmt.Errorf("%w: %w", jwe.ErrNoKey, err)
+	case err != nil && h.wrap != nil:
+		return nil, fmt.Errorf("%w: %w", h.wrap, err)
 	}
 	return cek, err
 }
@@ -417,8 +422,9 @@ func TestRejected(t *testing.T) {
 		{"truncated: 4 parts", b64(ok) + "." + b64("k") + "." + b64("iv") + "." + b64("c"), `5 parts`},
 		{"100k dots", b64(ok) + strings.Repeat(".", 100000), `5 parts`},
 		{"padding", strings.Replace(compact(ok), ".", "=.", 1), `not base64url`},
-		{"standard base64", b64(ok) + ".a+b/." + b64("iv") + "." + b64("c") + "." + b64("t"), `not base64url`},
-		{"whitespace inside", b64(ok) + ". " + b64("k") + "." + b64("iv") + "." + b64("c") + "." + b64("t"), `not base64url`},
+		{"standard base64", b64(ok) + ".YWJj+ZGVm/Z2hp." + b64("iv") + "." + b64("c") + "." + b64("t"), `not base64url`},
+		{"whitespace inside", b64(ok) + ". " + b64("encrypted-key") + "." + b64("iv") + "." + b64("c") + "." + b64("t"), `not base64url`},
+		{"bad length", b64(ok) + "." + b64("encrypted-key") + "x." + b64("iv") + "." + b64("c") + "." + b64("t"), `not base64url`},
 		{"oversized header", compact(huge), `larger than the limit`},
 		{"name without namespace", compact(`{"alg":"RSA-OAEP-256","enc":"A256GCM","jwe-webhook.io/name":"db"}`), `no namespace`},
 		{"empty namespace", compact(`{"alg":"RSA-OAEP-256","enc":"A256GCM","jwe-webhook.io/namespace":""}`), `non-empty string`},
@@ -465,7 +471,7 @@ func TestRejected(t *testing.T) {
 		{"json: duplicate member", `{"protected":"` + b64(`{"enc":"A256GCM"}`) + `","ciphertext":"YQ","ciphertext":"Yg","iv":"YQ","tag":"YQ","header":{"alg":"RSA-OAEP-256"},"encrypted_key":"YQ"}`, `member "ciphertext" more than once`},
 		{"json: duplicate in protected", jsonJWE(map[string]any{"protected": b64(`{"enc":"A256GCM","enc":"A128GCM"}`)}), `member "enc" more than once`},
 		{"json: bad base64 in recipient", jsonJWE(map[string]any{
-			"recipients": []any{map[string]any{"header": map[string]any{"alg": "RSA-OAEP-256"}, "encrypted_key": "!!"}},
+			"recipients": []any{map[string]any{"header": map[string]any{"alg": "RSA-OAEP-256"}, "encrypted_key": "!!not-base64url!!"}},
 		}), `not base64url`},
 		{"json: huge", `{"ciphertext":"` + strings.Repeat("A", jwe.MaxSize) + `"}`, `not a JWE`},
 	}
@@ -484,6 +490,9 @@ func TestRejected(t *testing.T) {
 			if len(err.Error()) > 400 {
 				t.Fatalf("error is %d bytes; it must not echo the input", len(err.Error()))
 			}
+			if e := testkit.Echo(err.Error(), []byte(c.in), testkit.MinEcho); e != "" {
+				t.Fatalf("error %q contains %q from the value", err, e)
+			}
 		})
 	}
 }
@@ -491,21 +500,32 @@ func TestRejected(t *testing.T) {
 func TestEncryptRefuses(t *testing.T) {
 	ks := keys(t)
 	rsaKey, ecKey := ks["rsa-2048.pem"], ks["ec-p256.pem"]
+	tooMany := make([]jwe.PublicKey, jwe.MaxRecipients+1)
+	for i := range tooMany {
+		tooMany[i] = publicKey(rsaKey, "")
+	}
 	cases := map[string]struct {
 		scope jwe.Scope
 		enc   string
 		rs    []jwe.PublicKey
+		want  string
 	}{
-		"no recipients":          {jwe.Scope{}, "", nil},
-		"name without namespace": {jwe.Scope{Name: "x"}, "", []jwe.PublicKey{publicKey(rsaKey, "")}},
-		"bad enc":                {jwe.Scope{}, "A192CBC-HS384", []jwe.PublicKey{publicKey(rsaKey, "")}},
-		"RSA1_5":                 {jwe.Scope{}, "", []jwe.PublicKey{publicKey(rsaKey, "RSA1_5")}},
-		"OAEP on EC key":         {jwe.Scope{}, "", []jwe.PublicKey{publicKey(ecKey, "RSA-OAEP-256")}},
-		"not a key":              {jwe.Scope{}, "", []jwe.PublicKey{{Key: "pem"}}},
+		"no recipients":          {jwe.Scope{}, "", nil, "no recipients"},
+		"too many recipients":    {jwe.Scope{}, "", tooMany, "more than the limit of 16"},
+		"name without namespace": {jwe.Scope{Name: "x"}, "", []jwe.PublicKey{publicKey(rsaKey, "")}, `scope names Secret "x" but no namespace`},
+		"bad enc":                {jwe.Scope{}, "A192CBC-HS384", []jwe.PublicKey{publicKey(rsaKey, "")}, `content encryption "A192CBC-HS384" is not allowed`},
+		"RSA1_5":                 {jwe.Scope{}, "", []jwe.PublicKey{publicKey(rsaKey, "RSA1_5")}, `recipient 1: key algorithm "RSA1_5" is not allowed for this key`},
+		"OAEP on EC key":         {jwe.Scope{}, "", []jwe.PublicKey{publicKey(rsaKey, ""), publicKey(ecKey, "RSA-OAEP-256")}, `recipient 2: key algorithm "RSA-OAEP-256" is not allowed for this key`},
+		"not a key":              {jwe.Scope{}, "", []jwe.PublicKey{{Key: "pem"}}, "recipient 1: unsupported public key type string"},
 	}
 	for name, c := range cases {
-		if out, err := jwe.Encrypt([]byte("x"), c.scope, c.enc, c.rs...); err == nil {
+		out, err := jwe.Encrypt([]byte("x"), c.scope, c.enc, c.rs...)
+		if err == nil {
 			t.Errorf("%s: encrypted: %.30q", name, out)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %q does not contain %q", name, err, c.want)
 		}
 	}
 }
