@@ -17,7 +17,6 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 	admissionv1 "k8s.io/api/admission/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
@@ -71,7 +70,10 @@ type secret struct {
 type valueError struct {
 	key  string
 	code int32
-	err  error
+	err  error // what the denial says
+	// cause is what the log says, when it says more than err: which step
+	// of the decryption failed. Nil means err.
+	cause error
 }
 
 func (e *valueError) Error() string { return fmt.Sprintf("data key %q: %v", e.key, e.err) }
@@ -107,11 +109,11 @@ func (r *Reviewer) Review(ctx context.Context, log *zap.Logger, req *admissionv1
 		case errors.Is(err, jwe.ErrNotJWE):
 			continue
 		case err != nil:
-			errs = append(errs, &valueError{key, http.StatusBadRequest, err})
+			errs = append(errs, &valueError{key: key, code: http.StatusBadRequest, err: err})
 			continue
 		}
 		if err := obj.Scope.Check(req.Namespace, name); err != nil {
-			errs = append(errs, &valueError{key, http.StatusForbidden, err})
+			errs = append(errs, &valueError{key: key, code: http.StatusForbidden, err: err})
 			continue
 		}
 		values = append(values, &value{key: key, obj: obj})
@@ -120,10 +122,7 @@ func (r *Reviewer) Review(ctx context.Context, log *zap.Logger, req *admissionv1
 		errs = r.decrypt(ctx, req.Namespace, values)
 	}
 	if len(errs) > 0 {
-		for _, e := range errs {
-			log.Info("value refused", zap.String("dataKey", e.key), zap.Error(e.err))
-		}
-		return deny(resp, errs[0].code, denialMessage(errs))
+		return refuse(resp, log, errs)
 	}
 	if len(values) == 0 {
 		return resp
@@ -172,7 +171,8 @@ func (r *Reviewer) decrypt(ctx context.Context, namespace string, values []*valu
 	one := func(i int, v *value) error {
 		pt, used, err := v.obj.Decrypt(ctx, u)
 		if err != nil {
-			errs[i] = &valueError{v.key, statusFor(err), err}
+			code, reported := failure(v.obj, err)
+			errs[i] = &valueError{key: v.key, code: code, err: reported, cause: err}
 			return nil
 		}
 		v.plaintext, v.used = pt, used
@@ -189,20 +189,6 @@ func (r *Reviewer) decrypt(ctx context.Context, namespace string, values []*valu
 		_ = g.Wait()
 	}
 	return slices.DeleteFunc(errs, func(e *valueError) bool { return e == nil })
-}
-
-// statusFor maps a decryption failure to the status code of the denial.
-func statusFor(err error) int32 {
-	switch {
-	case errors.Is(err, jwe.ErrNoKey), errors.Is(err, kms.ErrNamespaceNotAllowed):
-		return http.StatusForbidden
-	case errors.Is(err, jwe.ErrDecrypt):
-		return http.StatusBadRequest
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return http.StatusGatewayTimeout
-	default:
-		return http.StatusServiceUnavailable
-	}
 }
 
 // unwrapper adapts the keyring to jwe.KeyUnwrapper for one namespace.
@@ -235,27 +221,4 @@ func isSecretWrite(req *admissionv1.AdmissionRequest) bool {
 		return false
 	}
 	return req.Kind.Group == "" && req.Kind.Version == "v1" && req.Kind.Kind == "Secret"
-}
-
-func denialMessage(errs []*valueError) string {
-	msgs := make([]string, 0, maxReportedErrors+1)
-	for i, e := range errs {
-		if i == maxReportedErrors {
-			msgs = append(msgs, fmt.Sprintf("and %d more", len(errs)-i))
-			break
-		}
-		msgs = append(msgs, e.Error())
-	}
-	return strings.Join(msgs, "; ")
-}
-
-func deny(resp *admissionv1.AdmissionResponse, code int32, msg string) *admissionv1.AdmissionResponse {
-	resp.Allowed = false
-	resp.Result = &metav1.Status{
-		Status:  metav1.StatusFailure,
-		Code:    code,
-		Reason:  metav1.StatusReason(http.StatusText(int(code))),
-		Message: msg,
-	}
-	return resp
 }

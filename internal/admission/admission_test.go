@@ -266,7 +266,7 @@ func TestReview(t *testing.T) {
 		{
 			name:   "tampered ciphertext",
 			spec:   secretSpec{ns: "team-a", name: "db", data: map[string][]byte{"pw": tampered}},
-			denial: []string{`data key "pw"`, "does not decrypt"},
+			denial: []string{`data key "pw"`, "value does not decrypt"},
 			code:   http.StatusBadRequest,
 		},
 		{
@@ -278,8 +278,9 @@ func TestReview(t *testing.T) {
 				}
 				return []byte(out)
 			}()}},
-			denial: []string{`data key "pw"`, "key does not match"},
-			code:   http.StatusForbidden,
+			// Same answer as the tampered ciphertext (RFC 7516 section 11.5).
+			denial: []string{`data key "pw"`, "value does not decrypt"},
+			code:   http.StatusBadRequest,
 		},
 		{
 			name:   "key limited to other namespaces",
@@ -352,7 +353,7 @@ func TestReview(t *testing.T) {
 		})
 	}
 	logs := sink.String()
-	if !strings.Contains(logs, "value refused") || !strings.Contains(logs, "value decrypted") {
+	if !strings.Contains(logs, "values refused") || !strings.Contains(logs, "value decrypted") {
 		t.Fatalf("the logger saw nothing; the leak check would be empty:\n%s", logs)
 	}
 	if l := leaks(logs); l != nil {

@@ -89,7 +89,8 @@ func NewKeyring(entries ...Entry) (*Keyring, error) {
 // one key is configured, that key is used.
 //
 // The error wraps ErrKeyMismatch when no configured key fits k (the caller may
-// try another recipient), ErrNamespaceNotAllowed when the key may not be used
+// try another recipient), and ErrUnwrapFailed besides when the selected key
+// did not open k, ErrNamespaceNotAllowed when the key may not be used
 // in namespace, and otherwise whatever the key's Decrypter returned.
 func (r *Keyring) Unwrap(ctx context.Context, namespace string, k WrappedKey) ([]byte, error) {
 	kid := k.KeyID
@@ -113,6 +114,8 @@ func (r *Keyring) Unwrap(ctx context.Context, namespace string, k WrappedKey) ([
 	}
 	cek, err := e.dec.Unwrap(ctx, k)
 	switch {
+	case errors.Is(err, ErrKeyMismatch):
+		return nil, unwrapFailed{fmt.Errorf("unwrap with key %q (%s): %w", kid, e.provider, err)}
 	case err != nil && errors.Is(err, context.DeadlineExceeded):
 		return nil, fmt.Errorf("unwrap with key %q: key service %s did not answer in time: %w", kid, e.provider, err)
 	case err != nil:
@@ -120,6 +123,11 @@ func (r *Keyring) Unwrap(ctx context.Context, namespace string, k WrappedKey) ([
 	}
 	return cek, nil
 }
+
+// unwrapFailed marks err as ErrUnwrapFailed without changing its text.
+type unwrapFailed struct{ error }
+
+func (e unwrapFailed) Unwrap() []error { return []error{e.error, ErrUnwrapFailed} }
 
 // lookup returns the entry for kid: the key with that ID, else the one key
 // whose KeyIDMatcher matches it.

@@ -17,6 +17,13 @@ import (
 // failed and is fatal for the value.
 var ErrKeyMismatch = errors.New("key does not match")
 
+// ErrUnwrapFailed marks an ErrKeyMismatch that came from a configured key
+// asked to unwrap: the key was selected but did not open the encrypted key
+// (a wrong key, or a modified encrypted key). Callers may still try another
+// recipient; when none opens, the answer must be the same as for content that
+// does not authenticate (RFC 7516 section 11.5).
+var ErrUnwrapFailed = errors.New("the key did not open the encrypted key")
+
 // WrappedKey is one JWE recipient's encrypted content-encryption key with what a
 // key service needs to unwrap it.
 type WrappedKey struct {
