@@ -11,12 +11,18 @@ import (
 	"github.com/go-jose/go-jose/v4"
 )
 
-// gate is a decrypter whose calls block until released, counting them.
+// gate is a decrypter whose calls block until released, counting them. A
+// call never released fails after gateTimeout, so that a regression fails
+// the test instead of hanging it.
 type gate struct {
 	fakeDecrypter
 	release chan struct{}
 	entered chan struct{}
 }
+
+const gateTimeout = time.Minute
+
+var errGateStuck = errors.New("gate: call never released")
 
 func (g *gate) Unwrap(ctx context.Context, k WrappedKey) ([]byte, error) {
 	g.entered <- struct{}{}
@@ -24,8 +30,20 @@ func (g *gate) Unwrap(ctx context.Context, k WrappedKey) ([]byte, error) {
 	case <-g.release:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-time.After(gateTimeout):
+		return nil, errGateStuck
 	}
 	return g.fakeDecrypter.Unwrap(ctx, k)
+}
+
+// waitEntered waits for a call to reach g, failing t after gateTimeout.
+func (g *gate) waitEntered(t *testing.T) {
+	t.Helper()
+	select {
+	case <-g.entered:
+	case <-time.After(gateTimeout):
+		t.Fatal("no call reached the key service")
+	}
 }
 
 func wrapped(kid string, ek string) WrappedKey {
@@ -104,7 +122,7 @@ func TestCacheSingleflight(t *testing.T) {
 			errs <- err
 		})
 	}
-	<-g.entered // the first call reached the key service; the rest join it or hit
+	g.waitEntered(t) // the first call reached the key service; the rest join it or hit
 	close(g.release)
 	wg.Wait()
 	close(errs)

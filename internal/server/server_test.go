@@ -247,8 +247,17 @@ func TestMutateLogs(t *testing.T) {
 		return &admissionv1.AdmissionResponse{Result: &metav1.Status{Message: `data key "password": unknown kid`}}
 	})
 	ts := startServer(t, denying, Config{})
-	for _, body := range [][]byte{reviewBody(t, "allow"), reviewBody(t, "deny"), []byte(bodyMarker)} {
-		ts.do(t, "POST", "/mutate", "application/json", body)
+	for _, c := range []struct {
+		body []byte
+		code int
+	}{
+		{reviewBody(t, "allow"), http.StatusOK},
+		{reviewBody(t, "deny"), http.StatusOK},
+		{[]byte(bodyMarker), http.StatusBadRequest},
+	} {
+		if resp, b := ts.do(t, "POST", "/mutate", "application/json", c.body); resp.StatusCode != c.code {
+			t.Fatalf("POST /mutate %.20q: status %d, want %d: %s", c.body, resp.StatusCode, c.code, b)
+		}
 	}
 
 	want := map[string]map[string]any{

@@ -198,10 +198,7 @@ func TestSourceReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	ka, _ := local.LoadFile("testdata/ec-p256.pem")
-	kb, _ := local.LoadFile("testdata/ec-p256-other.pem")
-	pa := kms.PublicKey{Key: ka[0].Public(), KeyID: ka[0].KeyID()}
-	pb := kms.PublicKey{Key: kb[0].Public(), KeyID: kb[0].KeyID()}
+	pa, pb := localPublicKey(t, "testdata/ec-p256.pem"), localPublicKey(t, "testdata/ec-p256-other.pem")
 
 	if swapped, err := src.Reload(ctx); swapped || err != nil {
 		t.Fatalf("unchanged file: swapped %v, %v", swapped, err)
@@ -234,6 +231,16 @@ func TestSourceReload(t *testing.T) {
 	if roundTrip(t, pa, "ns", src.Unwrap) != nil {
 		t.Fatal("fixed file not in use")
 	}
+}
+
+// localPublicKey returns the public half of the one key in a local key file.
+func localPublicKey(t *testing.T, path string) kms.PublicKey {
+	t.Helper()
+	ks, err := local.LoadFile(path)
+	if err != nil || len(ks) != 1 {
+		t.Fatalf("%s: %d keys, %v", path, len(ks), err)
+	}
+	return kms.PublicKey{Key: ks[0].Public(), KeyID: ks[0].KeyID()}
 }
 
 func TestOpenFailsOnABadFile(t *testing.T) {
