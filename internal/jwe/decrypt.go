@@ -28,19 +28,28 @@ type KeyUnwrapper interface {
 // and decrypts the content with it. It returns the recipient that was used.
 // Errors never contain the plaintext or the content key.
 func (o *Object) Decrypt(ctx context.Context, u KeyUnwrapper) ([]byte, Recipient, error) {
+	plaintext, cek, r, err := o.open(ctx, u)
+	clear(cek)
+	return plaintext, r, err
+}
+
+// open is Decrypt that also returns the content key, which authenticated
+// the content. The caller clears it when done.
+func (o *Object) open(ctx context.Context, u KeyUnwrapper) (plaintext, cek []byte, r Recipient, err error) {
 	d := &opaque{ctx: ctx, obj: o, u: u, used: -1}
-	_, _, plaintext, err := o.parsed.DecryptMulti(d)
+	_, _, plaintext, err = o.parsed.DecryptMulti(d)
 	switch {
 	case d.fatal != nil:
-		return nil, Recipient{}, d.fatal
+		return nil, nil, Recipient{}, d.fatal
 	case d.used < 0 && len(d.misses) > 0:
-		return nil, Recipient{}, errors.Join(d.misses...)
+		return nil, nil, Recipient{}, errors.Join(d.misses...)
 	case d.used < 0:
-		return nil, Recipient{}, fmt.Errorf("malformed JWE: %w", err)
+		return nil, nil, Recipient{}, fmt.Errorf("malformed JWE: %w", err)
 	case err != nil:
-		return nil, o.Recipients[d.used], ErrDecrypt
+		clear(d.cek)
+		return nil, nil, o.Recipients[d.used], ErrDecrypt
 	}
-	return plaintext, o.Recipients[d.used], nil
+	return plaintext, d.cek, o.Recipients[d.used], nil
 }
 
 // opaque is the go-jose key decrypter that asks a KeyUnwrapper, with the
@@ -51,6 +60,7 @@ type opaque struct {
 	obj    *Object
 	u      KeyUnwrapper
 	used   int     // recipient whose key was unwrapped, or -1
+	cek    []byte  // a copy of the unwrapped content key
 	misses []error // ErrNoKey answers, one per recipient passed over
 	fatal  error   // the first error that is not ErrNoKey
 }
@@ -80,6 +90,7 @@ func (d *opaque) DecryptKey(encryptedKey []byte, header jose.Header) ([]byte, er
 		return nil, errStop
 	}
 	d.used = i
+	d.cek = bytes.Clone(cek)
 	return cek, nil
 }
 

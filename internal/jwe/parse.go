@@ -70,6 +70,7 @@ type Object struct {
 	Recipients []Recipient
 
 	parsed *jose.JSONWebEncryption
+	value  string // as parsed, without surrounding white space
 }
 
 // KeyIDs returns the recipients' key IDs, in order; empty IDs are left out.
@@ -142,10 +143,16 @@ func Parse(value []byte) (*Object, error) {
 		return nil, fmt.Errorf("JWE is %d bytes, larger than the limit of %d", len(value), MaxSize)
 	}
 	v := string(trimmed)
-	if v[0] == '{' {
-		return parseJSON(v)
+	parse := parseJSON
+	if v[0] != '{' {
+		parse = func(v string) (*Object, error) { return parseCompact(v, header) }
 	}
-	return parseCompact(v, header)
+	obj, err := parse(v)
+	if err != nil {
+		return nil, err
+	}
+	obj.value = v
+	return obj, nil
 }
 
 // parseCompact parses v; detected is its protected header as detect read it,
