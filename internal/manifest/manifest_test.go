@@ -89,6 +89,9 @@ func apply(f *manifest.File, line string) error {
 		return s.SetStringData(key, value)
 	case "namespace":
 		return s.SetNamespace(arg)
+	case "replace":
+		key, value, _ := strings.Cut(arg, " = ")
+		return s.Replace(key, []byte(value))
 	}
 	return fmt.Errorf("unknown edit %q", verb)
 }

@@ -65,6 +65,7 @@ var ErrNotBase64 = errors.New("is not base64 (data holds base64; plain text goes
 // op is an edit made to a Secret, replayed on the original text by splice.
 type op struct {
 	namespace  bool   // set metadata.namespace to value
+	replace    Field  // else, when set, set replace[key] to value, as written
 	key, value string // else set stringData[key] to value, removing data[key]
 }
 
@@ -253,6 +254,33 @@ func (s *Secret) SetStringData(key, value string) error {
 	setStringData(s.node, key, value)
 	s.edit(op{key: key, value: value})
 	return nil
+}
+
+// Replace sets the value of key in the field that holds it, data (encoded in
+// base64) or stringData, keeping its place, quoting and comments. A key the
+// Secret does not have is an error.
+func (s *Secret) Replace(key string, value []byte) error {
+	if s.Err != nil {
+		return s.Err
+	}
+	for _, f := range []Field{StringData, Data} {
+		_, m, _ := lookup(s.node, string(f))
+		_, v, _ := lookup(m, key)
+		if v == nil || v.Kind != yaml.ScalarNode {
+			continue
+		}
+		text := string(value)
+		if f == Data {
+			text = base64.StdEncoding.EncodeToString(value)
+		}
+		v.Value, v.Tag = text, "!!str"
+		if v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+			v.Style = 0
+		}
+		s.edit(op{replace: f, key: key, value: text})
+		return nil
+	}
+	return fmt.Errorf("Secret %s has no value %q", s, key)
 }
 
 // SetNamespace sets metadata.namespace. A Secret that has another namespace

@@ -57,8 +57,11 @@ func (t *text) spliceSecret(m *yaml.Node, ops []op) ([]edit, bool) {
 	values := map[string]string{} // the last value set for each key
 	var keys []string
 	for _, o := range ops {
-		if o.namespace {
+		if o.namespace || o.replace != "" {
 			e, ok := t.insertNamespace(m, o.value)
+			if o.replace != "" {
+				e, ok = t.replaceValue(m, o)
+			}
 			if !ok {
 				return nil, false
 			}
@@ -93,6 +96,22 @@ func (t *text) insertNamespace(m *yaml.Node, namespace string) (edit, bool) {
 		at = sp.head
 	}
 	return edit{at, at, t.render(str("namespace"), str(namespace), md.Content[0].Column-1)}, ok
+}
+
+// replaceValue rewrites the entry o.key of field o.replace with o.value.
+func (t *text) replaceValue(m *yaml.Node, o op) (edit, bool) {
+	_, f, _ := lookup(m, string(o.replace))
+	k, old, _ := lookup(f, o.key)
+	if old == nil || !isBlock(f) {
+		return edit{}, false
+	}
+	sp, ok := t.entry(k, old)
+	v := str(o.value)
+	v.LineComment = lineComment(k, old)
+	if old.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0 {
+		v.Style = old.Style
+	}
+	return edit{sp.start, sp.end, t.render(k, v, k.Column-1)}, ok
 }
 
 // spliceValues sets stringData[key] to values[key] for each of keys,
