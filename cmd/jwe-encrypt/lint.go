@@ -5,11 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"slices"
-	"strings"
 
 	"github.com/jwe-webhook/jwe-webhook/internal/manifest"
 )
@@ -39,12 +34,6 @@ Examples:
     $ jwe-encrypt lint .
     $ jwe-encrypt lint --strict deploy/ secrets.yaml
 `
-
-// lintExtensions are the names of the files lint reads in directories.
-var lintExtensions = []string{".yaml", ".yml", ".json"}
-
-// lintSkipDirs are the directories lint does not enter.
-var lintSkipDirs = []string{".git", "node_modules", "vendor"}
 
 func (c *cli) lint(args []string) error {
 	var strict bool
@@ -81,24 +70,7 @@ type linter struct {
 
 // walk lints path: a file, or the manifests in a directory tree.
 func (l *linter) walk(root string) error {
-	fi, err := os.Stat(root)
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return l.file(root)
-	}
-	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		switch {
-		case err != nil:
-			return err
-		case d.IsDir() && path != root && slices.Contains(lintSkipDirs, d.Name()):
-			return filepath.SkipDir
-		case d.Type().IsRegular() && slices.Contains(lintExtensions, strings.ToLower(filepath.Ext(path))):
-			return l.file(path)
-		}
-		return nil
-	})
+	return walkManifests(root, l.file)
 }
 
 func (l *linter) file(path string) error {

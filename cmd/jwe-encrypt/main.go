@@ -38,14 +38,16 @@ Usage:
     jwe-encrypt -r RECIPIENT... -f MANIFEST [-i | -o FILE]
     jwe-encrypt inspect [FILE]
     jwe-encrypt lint [--strict] PATH...
+    jwe-encrypt rekey [-k KEY]... (--add RECIPIENT | --remove KID | --to RECIPIENT)... [-i | --dry-run] PATH...
 
 Commands:
     (none)     Encrypt one value, or the Secrets of a manifest with -f.
     inspect    Show how values are encrypted and what they are bound to.
     lint       Report Secret values in files that are not encrypted.
+    rekey      Re-encrypt values for other keys: rotate, add or retire a key.
 
-Run 'jwe-encrypt -h' for the options of encryption, 'jwe-encrypt inspect -h'
-and 'jwe-encrypt lint -h' for the others.
+Run 'jwe-encrypt -h' for the options of encryption, 'jwe-encrypt COMMAND -h'
+for those of a command.
 `
 
 func main() {
@@ -115,6 +117,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			return c.inspect(args[1:])
 		case "lint":
 			return c.lint(args[1:])
+		case "rekey":
+			return c.rekey(ctx, args[1:])
 		case "help":
 			fmt.Fprint(c.stdout, usage)
 			return nil

@@ -93,9 +93,10 @@ func isKeyService(spec string) bool {
 // keyServices resolves -r arguments: key files, Cloud KMS keys and Vault
 // transit keys. It reads the key services' settings from the environment.
 type keyServices struct {
-	getenv func(string) string
-	warnf  func(format string, args ...any)
-	gcp    *gcpkms.Client // made on first use
+	getenv  func(string) string
+	warnf   func(format string, args ...any)
+	gcp     *gcpkms.Client // made on first use
+	closers []func()       // of the Vault keys opened
 }
 
 var _ recipientResolver = (*keyServices)(nil)
@@ -117,22 +118,19 @@ func (s *keyServices) resolveRecipient(ctx context.Context, spec string) ([]kms.
 	return keys, err
 }
 
-// close releases the Cloud KMS connection.
+// close releases the Cloud KMS connection and the Vault keys.
 func (s *keyServices) close() {
 	if s.gcp != nil {
 		_ = s.gcp.Close()
 	}
+	for _, c := range s.closers {
+		c()
+	}
 }
 
 func (s *keyServices) gcpKMS(ctx context.Context, name string) ([]kms.PublicKey, error) {
-	if s.gcp == nil {
-		opts, err := gcpOptions(s.getenv)
-		if err != nil {
-			return nil, err
-		}
-		if s.gcp, err = gcpkms.NewClient(ctx, opts...); err != nil {
-			return nil, withHint(err, "Cloud KMS is reached with Application Default Credentials: run 'gcloud auth application-default login'")
-		}
+	if err := s.gcpClient(ctx); err != nil {
+		return nil, err
 	}
 	k, err := s.gcp.Key(name)
 	if err != nil {
@@ -146,6 +144,21 @@ func (s *keyServices) gcpKMS(ctx context.Context, name string) ([]kms.PublicKey,
 		return nil, err
 	}
 	return []kms.PublicKey{pk}, nil
+}
+
+// gcpClient connects to Cloud KMS on first use.
+func (s *keyServices) gcpClient(ctx context.Context) error {
+	if s.gcp != nil {
+		return nil
+	}
+	opts, err := gcpOptions(s.getenv)
+	if err != nil {
+		return err
+	}
+	if s.gcp, err = gcpkms.NewClient(ctx, opts...); err != nil {
+		return withHint(err, "Cloud KMS is reached with Application Default Credentials: run 'gcloud auth application-default login'")
+	}
+	return nil
 }
 
 // gcpOptions points the Cloud KMS client at JWE_ENCRYPT_GCPKMS_ENDPOINT, in
@@ -170,9 +183,34 @@ func gcpOptions(getenv func(string) string) ([]option.ClientOption, error) {
 }
 
 func (s *keyServices) vault(ctx context.Context, spec string) ([]kms.PublicKey, error) {
+	k, version, err := s.vaultKey(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	defer k.Close()
+	var pk kms.PublicKey
+	if version == 0 {
+		pk, err = k.PublicKey(ctx)
+	} else {
+		pk, err = k.PublicKeyVersion(ctx, version)
+	}
+	if errors.Is(err, vault.ErrPermissionDenied) {
+		mount, key, _, _ := vault.ParseKeyID(spec)
+		return nil, withHint(err, "your token needs read on %s/keys/%s", mount, key)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []kms.PublicKey{pk}, nil
+}
+
+// vaultKey connects to the Vault transit key spec names, with the settings
+// of the environment, and returns it with the version spec names (0 for
+// none). The caller closes it.
+func (s *keyServices) vaultKey(ctx context.Context, spec string) (*vault.Key, int, error) {
 	mount, key, version, err := vault.ParseKeyID(spec)
 	if err != nil {
-		return nil, withHint(err, "write %sMOUNT/KEY, with ?version=N for one version", vaultScheme)
+		return nil, 0, withHint(err, "write %sMOUNT/KEY, with ?version=N for one version", vaultScheme)
 	}
 	cfg := vault.Config{
 		Address:   s.getenv("VAULT_ADDR"),
@@ -183,33 +221,41 @@ func (s *keyServices) vault(ctx context.Context, spec string) ([]kms.PublicKey, 
 		Auth:      vault.AuthConfig{Method: vault.AuthToken, Token: s.getenv("VAULT_TOKEN")},
 	}
 	if cfg.Address == "" {
-		return nil, withHint(errors.New("VAULT_ADDR is not set"), "export VAULT_ADDR=https://vault.example.com:8200, the Vault that holds %s", spec)
+		return nil, 0, withHint(errors.New("VAULT_ADDR is not set"), "export VAULT_ADDR=https://vault.example.com:8200, the Vault that holds %s", spec)
 	}
 	if skip, _ := strconv.ParseBool(s.getenv("VAULT_SKIP_VERIFY")); skip {
-		s.warnf("VAULT_SKIP_VERIFY is ignored: a public key must come from the real Vault (set VAULT_CACERT to trust its CA)")
+		s.warnf("VAULT_SKIP_VERIFY is ignored: a key must come from the real Vault (set VAULT_CACERT to trust its CA)")
 	}
 	if cfg.Auth.Token == "" {
 		cfg.Auth.TokenFile = filepath.Join(s.getenv("HOME"), ".vault-token")
 		if _, err := os.Stat(cfg.Auth.TokenFile); err != nil {
-			return nil, withHint(errors.New("no Vault token: VAULT_TOKEN is not set and there is no ~/.vault-token"), "log in with 'vault login', or export VAULT_TOKEN")
+			return nil, 0, withHint(errors.New("no Vault token: VAULT_TOKEN is not set and there is no ~/.vault-token"), "log in with 'vault login', or export VAULT_TOKEN")
 		}
 	}
 	k, err := vault.New(ctx, cfg, nil)
 	if err != nil {
-		return nil, withHint(err, "check VAULT_ADDR and your token ('vault token lookup')")
+		return nil, 0, withHint(err, "check VAULT_ADDR and your token ('vault token lookup')")
 	}
-	defer k.Close()
-	var pk kms.PublicKey
-	if version == 0 {
-		pk, err = k.PublicKey(ctx)
-	} else {
-		pk, err = k.PublicKeyVersion(ctx, version)
+	return k, version, nil
+}
+
+// decrypter returns the key service key spec names (gcpkms://… or
+// vault://…), to open values with. It is closed with the keyServices.
+func (s *keyServices) decrypter(ctx context.Context, spec string) (kms.Decrypter, error) {
+	if strings.HasPrefix(spec, gcpkmsScheme) {
+		if err := s.gcpClient(ctx); err != nil {
+			return nil, err
+		}
+		k, err := s.gcp.Key(strings.TrimPrefix(spec, gcpkmsScheme))
+		if err != nil {
+			return nil, withHint(err, "write %sprojects/P/locations/L/keyRings/R/cryptoKeys/K, with /cryptoKeyVersions/N for one version", gcpkmsScheme)
+		}
+		return k, nil
 	}
-	if errors.Is(err, vault.ErrPermissionDenied) {
-		return nil, withHint(err, "your token needs read on %s/keys/%s", mount, key)
-	}
+	k, _, err := s.vaultKey(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
-	return []kms.PublicKey{pk}, nil
+	s.closers = append(s.closers, func() { _ = k.Close() })
+	return k, nil
 }

@@ -108,7 +108,8 @@ func (t *text) replaceValue(m *yaml.Node, o op) (edit, bool) {
 	sp, ok := t.entry(k, old)
 	v := str(o.value)
 	v.LineComment = lineComment(k, old)
-	if old.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0 {
+	// Quotes a writer chose stay; those a JSON value needed go.
+	if old.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0 && !strings.HasPrefix(old.Value, "{") {
 		v.Style = old.Style
 	}
 	return edit{sp.start, sp.end, t.render(k, v, k.Column-1)}, ok
