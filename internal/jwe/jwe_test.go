@@ -442,9 +442,42 @@ func TestRejected(t *testing.T) {
 		{"json: second recipient bad alg", jsonJWE(map[string]any{
 			"recipients": []any{
 				map[string]any{"header": map[string]any{"alg": "RSA-OAEP-256", "kid": "k1"}, "encrypted_key": b64("ek")},
-				map[string]any{"header": map[string]any{"alg": "RSA1_5", "kid": "k2"}, "encrypted_key": b64("ek")},
+				map[string]any{"header": map[string]any{"alg": "RSA1_5", "kid": "k2"}, "encrypted_key": b64("ek2")},
 			},
 		}), `recipient 2 header: key algorithm "RSA1_5" is not allowed`},
+		{"json: recipient member spelled Header", jsonJWE(map[string]any{
+			"recipients": []any{map[string]any{"Header": map[string]any{"alg": "RSA-OAEP-256"}, "encrypted_key": b64("ek")}},
+		}), `a recipient has an unknown member "Header"`},
+		{"json: Header beside header", jsonJWE(map[string]any{
+			"recipients": []any{map[string]any{"header": map[string]any{"alg": "RSA-OAEP-256"}, "Header": map[string]any{"alg": "RSA-OAEP"}, "encrypted_key": b64("ek")}},
+		}), `a recipient has an unknown member "Header"`},
+		{"json: unknown recipient member", jsonJWE(map[string]any{
+			"recipients": []any{map[string]any{"header": map[string]any{"alg": "RSA-OAEP-256"}, "encrypted_key": b64("ek"), "extra": 1}},
+		}), `a recipient has an unknown member "extra"`},
+		{"json: recipient not an object", jsonJWE(map[string]any{"recipients": []any{"ek"}}), `a recipient is not a JSON object`},
+		{"json: two recipients with the same encrypted key", jsonJWE(map[string]any{
+			"recipients": []any{
+				map[string]any{"header": map[string]any{"alg": "RSA-OAEP-256", "kid": "k1"}, "encrypted_key": b64("same key")},
+				map[string]any{"header": map[string]any{"alg": "RSA-OAEP-256", "kid": "k2"}, "encrypted_key": b64("other")},
+				map[string]any{"header": map[string]any{"alg": "RSA-OAEP-256", "kid": "k3"}, "encrypted_key": b64("same key")},
+			},
+		}), `recipients 1 and 3 have the same encrypted key`},
+		{"json: malformed x5c in a recipient", jsonJWE(map[string]any{
+			"recipients": []any{map[string]any{"header": map[string]any{"alg": "RSA-OAEP-256", "kid": "k1", "x5c": []string{"!!"}}, "encrypted_key": b64("ek")}},
+		}), `recipient 1 header: parameter "x5c" is malformed`},
+		{"json: malformed jwk in a recipient", jsonJWE(map[string]any{
+			"recipients": []any{
+				map[string]any{"header": map[string]any{"alg": "RSA-OAEP-256", "kid": "k1"}, "encrypted_key": b64("ek")},
+				map[string]any{"header": map[string]any{"alg": "RSA-OAEP-256", "kid": "k2", "jwk": map[string]any{"kty": "no such type"}}, "encrypted_key": b64("ek2")},
+			},
+		}), `recipient 2 header: parameter "jwk" is malformed`},
+		{"json: malformed epk in a recipient", jsonJWE(map[string]any{
+			"recipients": []any{map[string]any{"header": map[string]any{"alg": "ECDH-ES+A256KW", "epk": map[string]any{"kty": "EC", "crv": "P-256", "x": "!", "y": "!"}}, "encrypted_key": b64("ek")}},
+		}), `recipient 1 header: "epk" is not a JWK`},
+		{"epk not a JWK", compact(`{"alg":"ECDH-ES+A256KW","enc":"A256GCM","epk":{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}}`), `protected header: "epk" is not a JWK`},
+		{"epk an RSA key", compact(`{"alg":"ECDH-ES+A256KW","enc":"A256GCM","epk":{"kty":"RSA","n":"AQAB","e":"AQAB"}}`), `"epk" is not an EC public key`},
+		{"apu not base64url", compact(`{"alg":"ECDH-ES+A256KW","enc":"A256GCM","apu":"a b"}`), `"apu": not base64url`},
+		{"apv not a string", compact(`{"alg":"ECDH-ES+A256KW","enc":"A256GCM","apv":7}`), `"apv" is not a string`},
 		{"json: second recipient empty key", jsonJWE(map[string]any{
 			"recipients": []any{
 				map[string]any{"header": map[string]any{"alg": "RSA-OAEP-256", "kid": "k1"}, "encrypted_key": b64("ek")},

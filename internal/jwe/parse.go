@@ -24,9 +24,28 @@ const (
 	MaxSize = 1 << 20
 	// MaxHeaderSize is the largest decoded JOSE header, in bytes.
 	MaxHeaderSize = 8 << 10
-	// MaxRecipients is the most recipients one JSON-serialized JWE may have.
+	// MaxRecipients is the most recipients one JSON-serialized JWE may have,
+	// unless Limits says otherwise.
 	MaxRecipients = 16
+	// RecipientsCeiling is the most recipients Limits may allow: the most
+	// go-jose parses.
+	RecipientsCeiling = 32
 )
+
+// Limits bound what Parse accepts of one value. The zero value means the
+// defaults above.
+type Limits struct {
+	// MaxRecipients is the most recipients a JSON-serialized JWE may have:
+	// 0 means MaxRecipients, and it is at most RecipientsCeiling.
+	MaxRecipients int
+}
+
+func (l Limits) maxRecipients() int {
+	if l.MaxRecipients <= 0 {
+		return MaxRecipients
+	}
+	return min(l.MaxRecipients, RecipientsCeiling)
+}
 
 // KeyAlgorithms are the accepted "alg" values.
 var KeyAlgorithms = []jose.KeyAlgorithm{jose.RSA_OAEP_256, jose.RSA_OAEP, jose.ECDH_ES_A256KW}
@@ -134,6 +153,11 @@ func detect(v []byte) (map[string]json.RawMessage, bool) {
 // have the shape of a JWE (see Detect); any other error says why a JWE is
 // refused. Errors never contain the value.
 func Parse(value []byte) (*Object, error) {
+	return Limits{}.Parse(value)
+}
+
+// Parse is the package's Parse within l.
+func (l Limits) Parse(value []byte) (*Object, error) {
 	trimmed := bytes.TrimSpace(value)
 	header, ok := detect(trimmed)
 	if !ok {
@@ -143,7 +167,7 @@ func Parse(value []byte) (*Object, error) {
 		return nil, fmt.Errorf("JWE is %d bytes, larger than the limit of %d", len(value), MaxSize)
 	}
 	v := string(trimmed)
-	parse := parseJSON
+	parse := func(v string) (*Object, error) { return parseJSON(v, l.maxRecipients()) }
 	if v[0] != '{' {
 		parse = func(v string) (*Object, error) { return parseCompact(v, header) }
 	}
@@ -219,6 +243,26 @@ type rawRecipient struct {
 	EncryptedKey *string         `json:"encrypted_key"`
 }
 
+// recipientMembers are the members of a recipient object (RFC 7516 section
+// 7.2.1), spelled exactly: encoding/json would also match "Header".
+var recipientMembers = []string{"header", "encrypted_key"}
+
+// UnmarshalJSON reads a recipient object, refusing members other than
+// recipientMembers as the top level refuses unknown members.
+func (r *rawRecipient) UnmarshalJSON(b []byte) error {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(b, &members); err != nil {
+		return errors.New("a recipient is not a JSON object")
+	}
+	for _, name := range slices.Sorted(maps.Keys(members)) {
+		if !slices.Contains(recipientMembers, name) {
+			return fmt.Errorf("a recipient has an unknown member %q", name)
+		}
+	}
+	type plain rawRecipient
+	return json.Unmarshal(b, (*plain)(r))
+}
+
 func (r rawRecipient) encryptedKey() string {
 	if r.EncryptedKey == nil {
 		return ""
@@ -228,7 +272,7 @@ func (r rawRecipient) encryptedKey() string {
 
 var jsonMembers = []string{"protected", "unprotected", "header", "encrypted_key", "recipients", "aad", "iv", "ciphertext", "tag"}
 
-func parseJSON(v string) (*Object, error) {
+func parseJSON(v string, maxRecipients int) (*Object, error) {
 	if err := checkJSONObject([]byte(v), "JWE JSON serialization"); err != nil {
 		return nil, err
 	}
@@ -285,8 +329,11 @@ func parseJSON(v string) (*Object, error) {
 		recipients = []rawRecipient{{Header: raw.Header, EncryptedKey: raw.EncryptedKey}}
 	case len(recipients) == 0:
 		return nil, errors.New(`JWE JSON serialization has an empty "recipients" list`)
-	case len(recipients) > MaxRecipients:
-		return nil, fmt.Errorf("JWE has %d recipients, more than the limit of %d", len(recipients), MaxRecipients)
+	case len(recipients) > maxRecipients:
+		return nil, fmt.Errorf("JWE has %d recipients, more than the limit of %d", len(recipients), maxRecipients)
+	}
+	if err := checkRecipients(recipients); err != nil {
+		return nil, err
 	}
 
 	obj := &Object{Serialization: JSON}
@@ -304,6 +351,9 @@ func parseJSON(v string) (*Object, error) {
 				return nil, err
 			}
 			if err := disjoint(unprotected, header, "unprotected header", where); err != nil {
+				return nil, err
+			}
+			if err := checkParams(*raw.Protected, unprotected, header, where); err != nil {
 				return nil, err
 			}
 		}
@@ -419,6 +469,9 @@ func checkHeader(h map[string]json.RawMessage, where string, protected bool) err
 		if !protected && (name == "enc" || name == HeaderNamespace || name == HeaderName) {
 			return fmt.Errorf("%s has %q, which must be in the protected header", where, name)
 		}
+	}
+	if err := checkKeyAgreement(h, where); err != nil {
+		return err
 	}
 	alg, err := stringParam(h, "alg")
 	if err != nil {
