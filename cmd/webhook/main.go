@@ -273,7 +273,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	m := metrics.New(v)
 	var cache *kms.Cache
 	if c.cacheSize > 0 {
-		cache = kms.NewCache(c.cacheSize, c.cacheTTL)
+		cache = kms.NewCache(c.cacheSize, c.cacheTTL, c.keyTimeout)
 	}
 	// The metrics wrap each key with the cache inside, so opts.Cache stays nil.
 	opts := keyconfig.Options{Timeout: c.keyTimeout, Log: log, Wrap: m.KeyWrapper(cache)}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,11 +22,42 @@ import (
 // A cache hit skips only the key service: the keyring checks the key's
 // namespace policy, and admission the value's scope, before the cache is
 // asked.
+//
+// An entry's key is zeroed when the entry leaves the cache; every reader
+// copies it out under the entry's lock, so no caller ever holds the cache's
+// own slice.
 type Cache struct {
-	lru    *expirable.LRU[[sha256.Size]byte, []byte]
-	flight singleflight.Group
+	lru         *expirable.LRU[[sha256.Size]byte, *cacheEntry]
+	flight      singleflight.Group
+	callTimeout time.Duration
 
 	hits, misses, evictions atomic.Uint64
+}
+
+// cacheEntry is one cached content key. Its lock orders the copy a reader
+// takes against the zeroing on eviction; it is never held while the LRU's
+// own lock is taken, so the two cannot deadlock.
+type cacheEntry struct {
+	mu  sync.Mutex
+	cek []byte // nil once evicted
+}
+
+// get returns a copy of the content key, or false once the entry was evicted.
+func (e *cacheEntry) get() ([]byte, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cek == nil {
+		return nil, false
+	}
+	return clone(e.cek), true
+}
+
+// evict zeroes the content key.
+func (e *cacheEntry) evict() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	clear(e.cek)
+	e.cek = nil
 }
 
 // CacheStats are a Cache's counters since it was made.
@@ -35,12 +67,16 @@ type CacheStats struct {
 }
 
 // NewCache returns a cache of at most size content keys, each kept for at
-// most ttl.
-func NewCache(size int, ttl time.Duration) *Cache {
-	c := &Cache{}
-	c.lru = expirable.NewLRU(size, func(_ [sha256.Size]byte, cek []byte) {
+// most ttl. A key-service call the cache makes on a miss is shared by every
+// caller that asks for the same key meanwhile, so it does not run under any
+// one caller's context: it runs under a deadline of its own, callTimeout
+// (the caller's deadline when callTimeout is not positive), and is not
+// cancelled when a caller goes away.
+func NewCache(size int, ttl, callTimeout time.Duration) *Cache {
+	c := &Cache{callTimeout: callTimeout}
+	c.lru = expirable.NewLRU(size, func(_ [sha256.Size]byte, e *cacheEntry) {
 		c.evictions.Add(1)
-		clear(cek)
+		e.evict()
 	}, ttl)
 	return c
 }
@@ -83,23 +119,25 @@ func (d *cachedDecrypter) Unwrap(ctx context.Context, k WrappedKey) ([]byte, err
 	if !ok {
 		return d.Decrypter.Unwrap(ctx, k)
 	}
-	if cek, ok := c.lru.Get(key); ok {
+	if cek, ok := c.get(key); ok {
 		c.hits.Add(1)
-		return clone(cek), nil
+		return cek, nil
 	}
 	ch := c.flight.DoChan(string(key[:]), func() (any, error) {
 		// A flight that just ended may have filled the entry between the
-		// Get above and this flight.
-		if cek, ok := c.lru.Get(key); ok {
+		// lookup above and this flight.
+		if cek, ok := c.get(key); ok {
 			c.hits.Add(1)
 			return cek, nil
 		}
 		c.misses.Add(1)
-		cek, err := d.Decrypter.Unwrap(ctx, k)
+		fctx, cancel := c.flightContext(ctx)
+		defer cancel()
+		cek, err := d.Decrypter.Unwrap(fctx, k)
 		if err != nil {
 			return nil, err
 		}
-		c.lru.Add(key, clone(cek))
+		c.lru.Add(key, &cacheEntry{cek: clone(cek)})
 		return cek, nil
 	})
 	select {
@@ -107,11 +145,35 @@ func (d *cachedDecrypter) Unwrap(ctx context.Context, k WrappedKey) ([]byte, err
 		if res.Err != nil {
 			return nil, res.Err
 		}
-		// Every caller gets its own copy: callers may clear theirs.
+		// The flight's slice is its own, never the cache's; every caller
+		// gets a copy of it, since callers may clear theirs.
 		return clone(res.Val.([]byte)), nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// get returns a copy of the content key cached under key.
+func (c *Cache) get(key [sha256.Size]byte) ([]byte, bool) {
+	e, ok := c.lru.Get(key)
+	if !ok {
+		return nil, false
+	}
+	return e.get()
+}
+
+// flightContext is the context of a key-service call shared by every caller
+// that joins it: ctx's values without its cancellation, under the cache's
+// own deadline.
+func (c *Cache) flightContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	fctx := context.WithoutCancel(ctx)
+	if c.callTimeout > 0 {
+		return context.WithTimeout(fctx, c.callTimeout)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(fctx, dl)
+	}
+	return context.WithCancel(fctx)
 }
 
 // cacheKey hashes everything that goes into unwrapping: the key, and the

@@ -52,7 +52,7 @@ func wrapped(kid string, ek string) WrappedKey {
 
 func TestCacheHitsAndMisses(t *testing.T) {
 	f := newFake("k1")
-	c := NewCache(10, time.Hour)
+	c := NewCache(10, time.Hour, time.Minute)
 	d := c.Decrypter(f)
 	ctx := context.Background()
 	for range 3 {
@@ -79,7 +79,7 @@ func TestCacheHitsAndMisses(t *testing.T) {
 
 func TestCacheKeyCoversHeader(t *testing.T) {
 	f := newFake("k1")
-	d := NewCache(10, time.Hour).Decrypter(f)
+	d := NewCache(10, time.Hour, time.Minute).Decrypter(f)
 	a := wrapped("k1", "ek")
 	b := wrapped("k1", "ek")
 	b.Header = jose.Header{ExtraHeaders: map[jose.HeaderKey]any{"epk": map[string]any{"x": "1"}}}
@@ -98,7 +98,7 @@ func TestCacheKeyCoversHeader(t *testing.T) {
 func TestCacheErrorsAreNotCached(t *testing.T) {
 	f := newFake("k1")
 	f.err = errors.New("unavailable")
-	d := NewCache(10, time.Hour).Decrypter(f)
+	d := NewCache(10, time.Hour, time.Minute).Decrypter(f)
 	for range 2 {
 		if _, err := d.Unwrap(context.Background(), wrapped("k1", "ek")); err == nil {
 			t.Fatal("no error")
@@ -111,7 +111,7 @@ func TestCacheErrorsAreNotCached(t *testing.T) {
 
 func TestCacheSingleflight(t *testing.T) {
 	g := &gate{fakeDecrypter: *newFake("k1"), release: make(chan struct{}), entered: make(chan struct{}, 100)}
-	c := NewCache(10, time.Hour)
+	c := NewCache(10, time.Hour, time.Minute)
 	d := c.Decrypter(g)
 	const n = 20
 	var wg sync.WaitGroup
@@ -138,7 +138,7 @@ func TestCacheSingleflight(t *testing.T) {
 
 func TestCacheEviction(t *testing.T) {
 	f := newFake("k1")
-	c := NewCache(2, time.Hour)
+	c := NewCache(2, time.Hour, time.Minute)
 	d := c.Decrypter(f)
 	for _, ek := range []string{"a", "b", "c"} {
 		if _, err := d.Unwrap(context.Background(), wrapped("k1", ek)); err != nil {
@@ -153,7 +153,7 @@ func TestCacheEviction(t *testing.T) {
 		t.Fatalf("%d calls", f.calls.Load())
 	}
 
-	aged := NewCache(10, 20*time.Millisecond)
+	aged := NewCache(10, 20*time.Millisecond, time.Minute)
 	ad := aged.Decrypter(f)
 	_, _ = ad.Unwrap(context.Background(), wrapped("k1", "x"))
 	deadline := time.Now().Add(5 * time.Second)
@@ -170,7 +170,7 @@ func TestCacheEviction(t *testing.T) {
 
 func TestCachePolicyStillEnforced(t *testing.T) {
 	f := newFake("k1")
-	c := NewCache(10, time.Hour)
+	c := NewCache(10, time.Hour, time.Minute)
 	r := mustKeyring(t, Entry{Decrypter: c.Decrypter(f), Provider: "local", Namespaces: []string{"team-*"}})
 	if _, err := r.Unwrap(context.Background(), "team-a", wrapped("k1", "ek")); err != nil {
 		t.Fatal(err)
@@ -189,12 +189,12 @@ type v2matcher struct{ *fakeDecrypter }
 func (m v2matcher) MatchKeyID(kid string) bool { return kid == "k1/v2" }
 
 func TestCacheKeepsMatcher(t *testing.T) {
-	d := NewCache(10, time.Hour).Decrypter(v2matcher{newFake("k1")})
+	d := NewCache(10, time.Hour, time.Minute).Decrypter(v2matcher{newFake("k1")})
 	m, ok := d.(KeyIDMatcher)
 	if !ok || !m.MatchKeyID("k1/v2") || m.MatchKeyID("k2") {
 		t.Fatal("a cached matcher must still match")
 	}
-	if _, ok := NewCache(1, time.Hour).Decrypter(newFake("k")).(KeyIDMatcher); ok {
+	if _, ok := NewCache(1, time.Hour, time.Minute).Decrypter(newFake("k")).(KeyIDMatcher); ok {
 		t.Fatal("a cached plain decrypter must not claim to match")
 	}
 }

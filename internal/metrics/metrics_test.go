@@ -93,7 +93,7 @@ func request(t *testing.T, op admissionv1.Operation, data map[string][]byte) *ad
 // keyring wrapped as the webhook wraps them, then scrapes /metrics.
 func TestScrape(t *testing.T) {
 	m := New("v1.2.3-test")
-	cache := kms.NewCache(10, time.Hour)
+	cache := kms.NewCache(10, time.Hour, time.Minute)
 	wrap := m.KeyWrapper(cache)
 	key, other := newLocalKey(t), newLocalKey(t)
 	kr, err := kms.NewKeyring(

@@ -161,7 +161,7 @@ func BenchmarkTenValuesRSA4096(b *testing.B) {
 
 func BenchmarkCacheHit(b *testing.B) {
 	k := loadBenchKey(b, "rsa-2048.pem")
-	cache := kms.NewCache(1000, time.Hour)
+	cache := kms.NewCache(1000, time.Hour, time.Minute)
 	h := benchHandler(b, kms.Entry{Decrypter: cache.Decrypter(k), Provider: "local"})
 	body := reviewFor(b, k, 1)
 	serve(b, h, body) // fills the cache

@@ -121,7 +121,7 @@ func TestBuildEveryProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache := kms.NewCache(100, time.Hour)
+	cache := kms.NewCache(100, time.Hour, time.Minute)
 	keys, err := Build(context.Background(), cfg, Options{Cache: cache, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
