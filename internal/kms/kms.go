@@ -24,6 +24,12 @@ var ErrKeyMismatch = errors.New("key does not match")
 // does not authenticate (RFC 7516 section 11.5).
 var ErrUnwrapFailed = errors.New("the key did not open the encrypted key")
 
+// ErrOverloaded means the webhook already has as many key-service calls in
+// flight as it allows, so it refused this one at once rather than queue it
+// past the apiserver's timeout. Nothing is wrong with the value: the caller
+// should answer "overloaded, retry" (HTTP 429) and the client retry later.
+var ErrOverloaded = errors.New("too many key-service calls in flight")
+
 // WrappedKey is one JWE recipient's encrypted content-encryption key with what a
 // key service needs to unwrap it.
 type WrappedKey struct {
