@@ -105,7 +105,9 @@ func serviceError(ctx context.Context, err error) error {
 	var ne net.Error
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
-		return errors.New("vault: request timed out")
+		// The client's own timeout is a timeout like the caller's deadline:
+		// callers classify both by context.DeadlineExceeded.
+		return fmt.Errorf("vault: request timed out: %w", context.DeadlineExceeded)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return errors.New("vault: connection refused")
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET):

@@ -279,8 +279,8 @@ func TestSlowServer(t *testing.T) {
 	s.SetDelay(0)
 	short := newKey(t, cfg)
 	s.SetDelay(time.Minute)
-	if err := decryptErr(t, short, obj); !strings.Contains(err.Error(), "vault: request timed out") {
-		t.Errorf("past Config.Timeout: %v", err)
+	if err := decryptErr(t, short, obj); !strings.Contains(err.Error(), "vault: request timed out") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("past Config.Timeout: %v, want a timeout wrapping context.DeadlineExceeded", err)
 	}
 }
 
