@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/testkit"
 )
 
 // makeCerts runs the script into a new directory with args and returns it.
@@ -21,10 +23,7 @@ func makeCerts(t *testing.T, args ...string) string {
 	t.Helper()
 	for _, tool := range []string{"bash", "openssl"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			if ci := os.Getenv("CI"); ci != "" && ci != "false" {
-				t.Fatalf("CI=%s and %s is not installed", ci, tool)
-			}
-			t.Skipf("%s is not installed", tool)
+			testkit.Require(t, tool+" is not installed")
 		}
 	}
 	out := filepath.Join(t.TempDir(), "pki")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -16,15 +17,20 @@ type Binaries struct {
 }
 
 // BinariesFromEnv reads ETCD, KUBE_APISERVER, KUBECTL, WEBHOOK and JWE_ENCRYPT;
-// an unset variable falls back to the plain program name in E2E_BIN_DIR. The
-// error names every program that is not an executable file.
+// an unset variable falls back to the program in E2E_BIN_DIR, under its plain
+// name or the versioned name `make tools` gives it (kube-apiserver-v1.35.0).
+// The error names every program that is not an executable file.
 func BinariesFromEnv() (Binaries, error) {
 	dir := os.Getenv("E2E_BIN_DIR")
 	var missing []string
 	find := func(env, name string) string {
 		path := os.Getenv(env)
 		if path == "" && dir != "" {
-			path = filepath.Join(dir, name)
+			var err error
+			if path, err = inDir(dir, name); err != nil {
+				missing = append(missing, fmt.Sprintf("%s (set %s: %v)", name, env, err))
+				return ""
+			}
 		}
 		if st, err := os.Stat(path); path == "" || err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 			missing = append(missing, fmt.Sprintf("%s (set %s or E2E_BIN_DIR; now %q)", name, env, path))
@@ -47,4 +53,26 @@ func BinariesFromEnv() (Binaries, error) {
 		return b, fmt.Errorf("missing programs (run `make tools build`, or `make test-e2e`):\n  %s", strings.Join(missing, "\n  "))
 	}
 	return b, nil
+}
+
+// inDir returns name in dir, or else its one versioned build in dir
+// (name-v1.2.3, as `make tools` names it). Several versions are an error: the
+// caller must choose.
+func inDir(dir, name string) (string, error) {
+	plain := filepath.Join(dir, name)
+	if _, err := os.Stat(plain); err == nil {
+		return plain, nil
+	}
+	matches, err := filepath.Glob(filepath.Join(dir, name+"-v*"))
+	if err != nil {
+		return "", err
+	}
+	matches = slices.DeleteFunc(matches, func(m string) bool { return strings.HasSuffix(m, ".tmp") })
+	switch len(matches) {
+	case 0:
+		return "", fmt.Errorf("E2E_BIN_DIR %q has neither %s nor %s-v*", dir, name, name)
+	case 1:
+		return matches[0], nil
+	}
+	return "", fmt.Errorf("E2E_BIN_DIR %q has several versions: %s", dir, strings.Join(matches, ", "))
 }
