@@ -7,7 +7,6 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -253,7 +252,7 @@ func keyring(ctx context.Context, specs []string) (*kms.Keyring, func(), error) 
 			}
 		}
 	}
-	kr, err := kms.NewKeyring(entries...)
+	kr, err := kms.NewKeyring(kms.Options{}, entries...)
 	return kr, closeAll, err
 }
 
@@ -263,12 +262,8 @@ type unwrapper struct {
 	namespace string
 }
 
-func (u unwrapper) UnwrapKey(ctx context.Context, r jwe.Recipient) ([]byte, error) {
-	cek, err := u.kr.Unwrap(ctx, u.namespace, kms.WrappedKey(r))
-	if errors.Is(err, kms.ErrKeyMismatch) {
-		return nil, fmt.Errorf("%w: %w", jwe.ErrNoKey, err)
-	}
-	return cek, err
+func (u unwrapper) Unwrap(ctx context.Context, r jwe.Recipient) ([]byte, error) {
+	return u.kr.Unwrap(ctx, u.namespace, r)
 }
 
 // decryptValue checks a JWE's scope against the Secret namespace/name and

@@ -50,7 +50,7 @@ func (o *openers) load(ctx context.Context) error {
 			entries = append(entries, kms.Entry{Decrypter: k, Provider: "local"})
 		}
 	}
-	ring, err := kms.NewKeyring(entries...)
+	ring, err := kms.NewKeyring(kms.Options{}, entries...)
 	if err != nil {
 		return err
 	}
@@ -58,34 +58,39 @@ func (o *openers) load(ctx context.Context) error {
 	return nil
 }
 
-// UnwrapKey unwraps r's content key with a -k key, else with the key service
+// Unwrap unwraps r's content key with a -k key, else with the key service
 // r's kid names. A key service that refuses is a miss, so that the next
 // recipient is tried; its reason is kept for the error.
-func (o *openers) UnwrapKey(ctx context.Context, r jwe.Recipient) ([]byte, error) {
+func (o *openers) Unwrap(ctx context.Context, r jwe.Recipient) ([]byte, error) {
 	if err := o.load(ctx); err != nil {
 		return nil, err
 	}
-	w := kms.WrappedKey(r)
 	if o.ring != nil {
-		cek, err := o.ring.Unwrap(ctx, "", w)
-		if !errors.Is(err, kms.ErrKeyMismatch) {
+		cek, err := o.ring.Unwrap(ctx, "", r)
+		if !errors.Is(err, jwe.ErrKeyMismatch) {
 			return cek, err
 		}
 	}
 	spec, ok := serviceSpec(r.KeyID)
 	if !ok {
-		return nil, fmt.Errorf("%w: no key given with -k has kid %q", jwe.ErrNoKey, r.KeyID)
+		return nil, mismatch{fmt.Errorf("no key given with -k has kid %q", r.KeyID)}
 	}
 	d, err := o.serviceKey(ctx, spec)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", jwe.ErrNoKey, err)
+		return nil, mismatch{err}
 	}
-	cek, err := d.Unwrap(ctx, w)
+	cek, err := d.Unwrap(ctx, r)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", jwe.ErrNoKey, err)
+		return nil, mismatch{err}
 	}
 	return cek, nil
 }
+
+// mismatch marks err as jwe.ErrKeyMismatch without changing its text, so that
+// Decrypt passes the recipient over and reports why.
+type mismatch struct{ error }
+
+func (e mismatch) Unwrap() []error { return []error{e.error, jwe.ErrKeyMismatch} }
 
 // serviceKey returns the key service key of spec, made once.
 func (o *openers) serviceKey(ctx context.Context, spec string) (kms.Decrypter, error) {

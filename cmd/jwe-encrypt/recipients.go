@@ -41,7 +41,7 @@ const resolveTimeout = time.Minute
 
 // recipientResolver finds the public keys that one -r argument names.
 type recipientResolver interface {
-	resolveRecipient(ctx context.Context, spec string) ([]kms.PublicKey, error)
+	resolveRecipient(ctx context.Context, spec string) ([]jwe.PublicKey, error)
 }
 
 // recipients are the keys to encrypt to, looked up once on first use: a
@@ -73,7 +73,7 @@ func (r *recipients) publicKeys(ctx context.Context) ([]jwe.PublicKey, error) {
 				return nil, fmt.Errorf("recipient %q: key %q is given by %q already", spec, pk.KeyID, prev)
 			}
 			from[pk.KeyID] = spec
-			keys = append(keys, jwe.PublicKey(pk))
+			keys = append(keys, pk)
 		}
 	}
 	if r.kid != "" {
@@ -101,7 +101,7 @@ type keyServices struct {
 
 var _ recipientResolver = (*keyServices)(nil)
 
-func (s *keyServices) resolveRecipient(ctx context.Context, spec string) ([]kms.PublicKey, error) {
+func (s *keyServices) resolveRecipient(ctx context.Context, spec string) ([]jwe.PublicKey, error) {
 	switch {
 	case strings.HasPrefix(spec, gcpkmsScheme):
 		return s.gcpKMS(ctx, strings.TrimPrefix(spec, gcpkmsScheme))
@@ -128,7 +128,7 @@ func (s *keyServices) close() {
 	}
 }
 
-func (s *keyServices) gcpKMS(ctx context.Context, name string) ([]kms.PublicKey, error) {
+func (s *keyServices) gcpKMS(ctx context.Context, name string) ([]jwe.PublicKey, error) {
 	if err := s.gcpClient(ctx); err != nil {
 		return nil, err
 	}
@@ -143,7 +143,7 @@ func (s *keyServices) gcpKMS(ctx context.Context, name string) ([]kms.PublicKey,
 	if err != nil {
 		return nil, err
 	}
-	return []kms.PublicKey{pk}, nil
+	return []jwe.PublicKey{pk}, nil
 }
 
 // gcpClient connects to Cloud KMS on first use.
@@ -182,13 +182,13 @@ func gcpOptions(getenv func(string) string) ([]option.ClientOption, error) {
 		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials()))), nil
 }
 
-func (s *keyServices) vault(ctx context.Context, spec string) ([]kms.PublicKey, error) {
+func (s *keyServices) vault(ctx context.Context, spec string) ([]jwe.PublicKey, error) {
 	k, version, err := s.vaultKey(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
 	defer k.Close()
-	var pk kms.PublicKey
+	var pk jwe.PublicKey
 	if version == 0 {
 		pk, err = k.PublicKey(ctx)
 	} else {
@@ -201,7 +201,7 @@ func (s *keyServices) vault(ctx context.Context, spec string) ([]kms.PublicKey, 
 	if err != nil {
 		return nil, err
 	}
-	return []kms.PublicKey{pk}, nil
+	return []jwe.PublicKey{pk}, nil
 }
 
 // vaultKey connects to the Vault transit key spec names, with the settings

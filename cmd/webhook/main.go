@@ -271,12 +271,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	v := buildVersion()
 	m := metrics.New(v)
-	var cache *kms.Cache
+	chain := kms.Options{Timeout: c.keyTimeout, Observer: m}
 	if c.cacheSize > 0 {
-		cache = kms.NewCache(c.cacheSize, c.cacheTTL, c.keyTimeout)
+		chain.Cache = kms.NewCache(c.cacheSize, c.cacheTTL, c.keyTimeout)
+		m.CacheStats(chain.Cache.Stats)
 	}
-	// The metrics wrap each key with the cache inside, so opts.Cache stays nil.
-	opts := keyconfig.Options{Timeout: c.keyTimeout, Log: log, Wrap: m.KeyWrapper(cache)}
+	opts := keyconfig.Options{Keyring: chain, Log: log}
 	keys, err := openKeys(ctx, c, opts)
 	if err != nil {
 		return err

@@ -19,7 +19,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
-	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 )
 
 // Audit annotation keys. The apiserver prefixes them with the webhook's name.
@@ -191,18 +190,14 @@ func (r *Reviewer) decrypt(ctx context.Context, namespace string, values []*valu
 	return slices.DeleteFunc(errs, func(e *valueError) bool { return e == nil })
 }
 
-// unwrapper adapts the keyring to jwe.KeyUnwrapper for one namespace.
+// unwrapper is the keyring as a jwe.KeyUnwrapper for one namespace.
 type unwrapper struct {
 	u         Unwrapper
 	namespace string
 }
 
-func (u unwrapper) UnwrapKey(ctx context.Context, r jwe.Recipient) ([]byte, error) {
-	cek, err := u.u.Unwrap(ctx, u.namespace, kms.WrappedKey(r))
-	if errors.Is(err, kms.ErrKeyMismatch) {
-		return nil, fmt.Errorf("%w: %w", jwe.ErrNoKey, err)
-	}
-	return cek, err
+func (u unwrapper) Unwrap(ctx context.Context, r jwe.Recipient) ([]byte, error) {
+	return u.u.Unwrap(ctx, u.namespace, r)
 }
 
 type patchOp struct {

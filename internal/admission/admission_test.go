@@ -49,7 +49,7 @@ func loadKey(t testing.TB, name string) *local.Key {
 
 func newFixture(t testing.TB) *fixture {
 	f := &fixture{rsa: loadKey(t, "rsa-2048.pem"), ec: loadKey(t, "ec-p256.pem"), stranger: loadKey(t, "ec-p256-other.pem")}
-	kr, err := kms.NewKeyring(
+	kr, err := kms.NewKeyring(kms.Options{},
 		kms.Entry{Decrypter: f.rsa, Provider: "local"},
 		kms.Entry{Decrypter: f.ec, Provider: "local", Namespaces: []string{"team-*"}},
 	)
@@ -421,7 +421,7 @@ type service struct {
 	calledNamespace atomic.Value
 }
 
-func (s *service) Unwrap(ctx context.Context, ns string, k kms.WrappedKey) ([]byte, error) {
+func (s *service) Unwrap(ctx context.Context, ns string, k jwe.Recipient) ([]byte, error) {
 	n := s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
 	for {

@@ -53,7 +53,7 @@ type keyServiceDown struct {
 	kid string
 }
 
-func (s keyServiceDown) Unwrap(ctx context.Context, ns string, k kms.WrappedKey) ([]byte, error) {
+func (s keyServiceDown) Unwrap(ctx context.Context, ns string, k jwe.Recipient) ([]byte, error) {
 	if k.KeyID == s.kid {
 		return nil, fmt.Errorf("unwrap with key %q (gcpkms): rpc error: code = Unavailable", s.kid)
 	}

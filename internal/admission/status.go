@@ -32,7 +32,7 @@ func failure(obj *jwe.Object, err error) (int32, error) {
 			return http.StatusBadRequest, fmt.Errorf("kid %s: %w", strings.Join(quoteAll(kids), ", "), errDoesNotDecrypt)
 		}
 		return http.StatusBadRequest, errDoesNotDecrypt
-	case errors.Is(err, jwe.ErrNoKey), errors.Is(err, kms.ErrNamespaceNotAllowed):
+	case errors.Is(err, jwe.ErrKeyMismatch), errors.Is(err, kms.ErrNamespaceNotAllowed):
 		return http.StatusForbidden, err
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusGatewayTimeout, err

@@ -9,23 +9,14 @@ import (
 	"github.com/go-jose/go-jose/v4"
 )
 
-// ErrNoKey means none of a JWE's recipients names a key the caller holds. A
-// KeyUnwrapper returns an error wrapping it to say "not my key, try the next
-// recipient"; any other error stops Decrypt.
-var ErrNoKey = errors.New("no configured key matches")
-
 // ErrDecrypt means the content key was unwrapped but the content does not
 // authenticate: the ciphertext, tag, IV or protected header was changed, or
 // the key service returned a wrong key.
 var ErrDecrypt = errors.New("content does not decrypt (ciphertext, tag or protected header modified)")
 
-// KeyUnwrapper unwraps the content-encryption key of one recipient.
-type KeyUnwrapper interface {
-	UnwrapKey(ctx context.Context, r Recipient) ([]byte, error)
-}
-
 // Decrypt unwraps the content key of the first recipient u holds a key for
 // and decrypts the content with it. It returns the recipient that was used.
+// When u holds the key of no recipient, the error wraps ErrKeyMismatch.
 // Errors never contain the plaintext or the content key.
 func (o *Object) Decrypt(ctx context.Context, u KeyUnwrapper) ([]byte, Recipient, error) {
 	plaintext, cek, r, err := o.open(ctx, u)
@@ -61,13 +52,13 @@ type opaque struct {
 	u      KeyUnwrapper
 	used   int     // recipient whose key was unwrapped, or -1
 	cek    []byte  // a copy of the unwrapped content key
-	misses []error // ErrNoKey answers, one per recipient passed over
-	fatal  error   // the first error that is not ErrNoKey
+	misses []error // ErrKeyMismatch answers, one per recipient passed over
+	fatal  error   // the first error that is not ErrKeyMismatch
 }
 
 var _ jose.OpaqueKeyDecrypter = (*opaque)(nil)
 
-func (d *opaque) DecryptKey(encryptedKey []byte, header jose.Header) ([]byte, error) {
+func (d *opaque) DecryptKey(encryptedKey []byte, _ jose.Header) ([]byte, error) {
 	if d.fatal != nil || d.used >= 0 {
 		// A key service failed, or a key was unwrapped and the content
 		// still did not decrypt: no other recipient is asked.
@@ -78,12 +69,12 @@ func (d *opaque) DecryptKey(encryptedKey []byte, header jose.Header) ([]byte, er
 		d.fatal = errors.New("recipient not found")
 		return nil, errStop
 	}
-	r := d.obj.Recipients[i]
-	r.Header = header
-	cek, err := d.u.UnwrapKey(d.ctx, r)
+	// Parse read the same headers go-jose passes in: the recipient carries
+	// all of them that a key service needs.
+	cek, err := d.u.Unwrap(d.ctx, d.obj.Recipients[i])
 	switch {
-	case errors.Is(err, ErrNoKey):
-		d.misses = append(d.misses, err)
+	case errors.Is(err, ErrKeyMismatch):
+		d.misses = append(d.misses, fmt.Errorf("no configured key matches: %w", err))
 		return nil, err
 	case err != nil:
 		d.fatal = err

@@ -16,7 +16,6 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
-	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/local"
 	"github.com/jwe-webhook/jwe-webhook/internal/testkit"
 )
@@ -45,7 +44,7 @@ func keys(t testing.TB) map[string]*local.Key {
 type holder struct {
 	keys  map[string]*local.Key
 	calls int
-	wrap  error // when set, wrapped by every error other than ErrNoKey
+	wrap  error // when set, wrapped by every error other than ErrKeyMismatch
 }
 
 func hold(ks ...*local.Key) *holder {
@@ -56,17 +55,14 @@ func hold(ks ...*local.Key) *holder {
 	return h
 }
 
-func (h *holder) UnwrapKey(ctx context.Context, r jwe.Recipient) ([]byte, error) {
+func (h *holder) Unwrap(ctx context.Context, r jwe.Recipient) ([]byte, error) {
 	h.calls++
 	k, ok := h.keys[r.KeyID]
 	if !ok {
-		return nil, fmt.Errorf("%w: kid %q", jwe.ErrNoKey, r.KeyID)
+		return nil, fmt.Errorf("%w: kid %q", jwe.ErrKeyMismatch, r.KeyID)
 	}
-	cek, err := k.Unwrap(ctx, kms.WrappedKey(r))
-	switch {
-	case errors.Is(err, kms.ErrKeyMismatch):
-		return nil, fmt.Errorf("%w: %w", jwe.ErrNoKey, err)
-	case err != nil && h.wrap != nil:
+	cek, err := k.Unwrap(ctx, r)
+	if err != nil && !errors.Is(err, jwe.ErrKeyMismatch) && h.wrap != nil {
 		return nil, fmt.Errorf("%w: %w", h.wrap, err)
 	}
 	return cek, err
@@ -224,7 +220,7 @@ func TestMultiRecipient(t *testing.T) {
 		}
 	}
 	_, _, err = obj.Decrypt(context.Background(), hold(ks["rsa-2048-other.pem"]))
-	if !errors.Is(err, jwe.ErrNoKey) {
+	if !errors.Is(err, jwe.ErrKeyMismatch) {
 		t.Fatalf("no matching key: got %v", err)
 	}
 }
@@ -234,7 +230,7 @@ type failing struct{ calls int }
 
 var errDown = errors.New("key service unavailable")
 
-func (f *failing) UnwrapKey(context.Context, jwe.Recipient) ([]byte, error) {
+func (f *failing) Unwrap(context.Context, jwe.Recipient) ([]byte, error) {
 	f.calls++
 	return nil, errDown
 }
@@ -251,7 +247,7 @@ func TestKeyServiceFailureStopsDecrypt(t *testing.T) {
 	}
 	f := &failing{}
 	_, _, err = obj.Decrypt(context.Background(), f)
-	if !errors.Is(err, errDown) || errors.Is(err, jwe.ErrNoKey) {
+	if !errors.Is(err, errDown) || errors.Is(err, jwe.ErrKeyMismatch) {
 		t.Fatalf("got %v", err)
 	}
 	if f.calls != 1 {
@@ -289,9 +285,9 @@ func TestTampered(t *testing.T) {
 		"ciphertext":        {flip(3), jwe.ErrDecrypt},
 		"tag":               {flip(4), jwe.ErrDecrypt},
 		"iv":                {flip(2), jwe.ErrDecrypt},
-		"encrypted key":     {flip(1), jwe.ErrNoKey},
+		"encrypted key":     {flip(1), jwe.ErrKeyMismatch},
 		"scope rewritten":   {rescoped(), jwe.ErrDecrypt},
-		"other private key": {out, jwe.ErrNoKey},
+		"other private key": {out, jwe.ErrKeyMismatch},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

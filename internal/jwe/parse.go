@@ -66,19 +66,6 @@ const (
 	JSON    Serialization = "json"
 )
 
-// Recipient is one recipient of a JWE: whose key wraps the content key.
-type Recipient struct {
-	// KeyID is the "kid" header; empty when the JWE names none.
-	KeyID string
-	// Algorithm is the "alg" header.
-	Algorithm string
-	// EncryptedKey is the wrapped content-encryption key.
-	EncryptedKey []byte
-	// Header is the recipient's merged header, filled in by Decrypt when it
-	// asks for the key (ECDH-ES reads "epk", "apu" and "apv" from it).
-	Header jose.Header
-}
-
 // Object is a parsed and checked JWE.
 type Object struct {
 	Serialization Serialization
@@ -436,6 +423,16 @@ func recipient(protected, unprotected, header map[string]json.RawMessage, ek []b
 		}
 		if kid != "" {
 			r.KeyID = kid
+		}
+		// The headers are disjoint (checked before), so at most one has each.
+		if v, ok := h["epk"]; ok {
+			r.EphemeralKey = v
+		}
+		if v, ok := h["apu"]; ok {
+			r.PartyUInfo = v
+		}
+		if v, ok := h["apv"]; ok {
+			r.PartyVInfo = v
 		}
 	}
 	if r.Algorithm == "" {

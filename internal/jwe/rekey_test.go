@@ -121,8 +121,8 @@ func TestAddRecipientsRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Without a key that opens it there is no content key to wrap.
-	if _, err := obj.AddRecipients(context.Background(), hold(ks["rsa-2048-other.pem"]), publicKey(b, "")); !errors.Is(err, jwe.ErrNoKey) {
-		t.Fatalf("no key: got %v, want ErrNoKey", err)
+	if _, err := obj.AddRecipients(context.Background(), hold(ks["rsa-2048-other.pem"]), publicKey(b, "")); !errors.Is(err, jwe.ErrKeyMismatch) {
+		t.Fatalf("no key: got %v, want ErrKeyMismatch", err)
 	}
 	// A key that is not allowed is refused before anything is written.
 	if _, err := obj.AddRecipients(context.Background(), hold(a), jwe.PublicKey{Key: a.Public(), KeyID: "x", Algorithm: "RSA1_5"}); err == nil {
@@ -152,13 +152,13 @@ func TestReencrypt(t *testing.T) {
 	if got.Scope != obj.Scope || got.Encryption != "A256CBC-HS512" || len(got.Recipients) != 1 || got.Recipients[0].KeyID != b.KeyID() {
 		t.Fatalf("scope %v enc %q kids %q", got.Scope, got.Encryption, got.KeyIDs())
 	}
-	if _, _, err := got.Decrypt(context.Background(), hold(a)); !errors.Is(err, jwe.ErrNoKey) {
+	if _, _, err := got.Decrypt(context.Background(), hold(a)); !errors.Is(err, jwe.ErrKeyMismatch) {
 		t.Fatalf("the removed key still opens it: %v", err)
 	}
 	if pt, _, err := got.Decrypt(context.Background(), hold(b)); err != nil || string(pt) != "s3cret" {
 		t.Fatalf("new key: %q %v", pt, err)
 	}
-	if _, err := obj.Reencrypt(context.Background(), hold(b), publicKey(b, "")); !errors.Is(err, jwe.ErrNoKey) {
+	if _, err := obj.Reencrypt(context.Background(), hold(b), publicKey(b, "")); !errors.Is(err, jwe.ErrKeyMismatch) {
 		t.Fatalf("without a key: got %v", err)
 	}
 }

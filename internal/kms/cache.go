@@ -4,14 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 )
 
 // Cache keeps unwrapped content-encryption keys in memory, so that a GitOps
@@ -86,39 +86,22 @@ func (c *Cache) Stats() CacheStats {
 	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load(), Entries: c.lru.Len()}
 }
 
-// Decrypter returns d with this cache in front of it. The result is a
-// KeyIDMatcher when d is one.
+// Decrypter returns d with this cache in front of it.
 func (c *Cache) Decrypter(d Decrypter) Decrypter {
-	cd := &cachedDecrypter{Decrypter: d, cache: c}
-	if m, ok := d.(KeyIDMatcher); ok {
-		return &cachedMatcher{cachedDecrypter: cd, m: m}
-	}
-	return cd
+	return &cachedDecrypter{Decrypter: d, cache: c}
 }
 
+// cachedDecrypter forwards KeyID and MatchKeyID to the Decrypter it embeds.
 type cachedDecrypter struct {
 	Decrypter
 	cache *Cache
 }
 
-type cachedMatcher struct {
-	*cachedDecrypter
-	m KeyIDMatcher
-}
+var _ Decrypter = (*cachedDecrypter)(nil)
 
-func (c *cachedMatcher) MatchKeyID(kid string) bool { return c.m.MatchKeyID(kid) }
-
-var (
-	_ Decrypter    = (*cachedDecrypter)(nil)
-	_ KeyIDMatcher = (*cachedMatcher)(nil)
-)
-
-func (d *cachedDecrypter) Unwrap(ctx context.Context, k WrappedKey) ([]byte, error) {
+func (d *cachedDecrypter) Unwrap(ctx context.Context, k jwe.Recipient) ([]byte, error) {
 	c := d.cache
-	key, ok := cacheKey(d.KeyID(), k)
-	if !ok {
-		return d.Decrypter.Unwrap(ctx, k)
-	}
+	key := cacheKey(d.KeyID(), k)
 	if cek, ok := c.get(key); ok {
 		c.hits.Add(1)
 		return cek, nil
@@ -177,31 +160,18 @@ func (c *Cache) flightContext(ctx context.Context) (context.Context, context.Can
 }
 
 // cacheKey hashes everything that goes into unwrapping: the key, and the
-// recipient's kid, algorithm, encrypted key and header parameters (for
-// ECDH-ES the ephemeral key).
-func cacheKey(decrypter string, k WrappedKey) (key [sha256.Size]byte, ok bool) {
-	// Of the header, only the ECDH-ES inputs change what a key unwraps to.
-	var header []byte
-	for _, name := range []jose.HeaderKey{"epk", "apu", "apv"} {
-		v, present := k.Header.ExtraHeaders[name]
-		if !present {
-			continue
-		}
-		b, err := json.Marshal(v) // maps marshal with sorted keys
-		if err != nil {
-			return key, false
-		}
-		header = append(append(append(header, name...), 0), b...)
-	}
+// recipient's kid, algorithm, encrypted key and ECDH-ES inputs (ephemeral key
+// and party information, as written).
+func cacheKey(decrypter string, k jwe.Recipient) (key [sha256.Size]byte) {
 	h := sha256.New()
-	for _, s := range [][]byte{[]byte(decrypter), []byte(k.KeyID), []byte(k.Algorithm), k.EncryptedKey, header} {
+	for _, s := range [][]byte{[]byte(decrypter), []byte(k.KeyID), []byte(k.Algorithm), k.EncryptedKey, k.EphemeralKey, k.PartyUInfo, k.PartyVInfo} {
 		var n [8]byte
 		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
 		h.Write(n[:])
 		h.Write(s)
 	}
 	h.Sum(key[:0])
-	return key, true
+	return key
 }
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }

@@ -7,10 +7,12 @@ import (
 	"path"
 	"slices"
 	"time"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 )
 
 // ErrNamespaceNotAllowed means the value names a configured key that may not be
-// used in the request's namespace. Unlike ErrKeyMismatch it is fatal: the key
+// used in the request's namespace. Unlike jwe.ErrKeyMismatch it is fatal: the key
 // would open the value, but policy forbids it here.
 var ErrNamespaceNotAllowed = errors.New("namespace not allowed for key")
 
@@ -24,35 +26,32 @@ type Entry struct {
 	// Namespaces limits the key to namespaces matching one of these
 	// path.Match patterns. Empty allows every namespace.
 	Namespaces []string
-	// Timeout bounds each call to the key service, under whatever deadline
-	// the caller's context already has. Zero means only the caller's.
-	Timeout time.Duration
 }
 
 type keyringEntry struct {
-	dec        Decrypter
+	dec        Decrypter // with the chain of Options around it
 	provider   string
 	namespaces []string
-	timeout    time.Duration
 }
 
 // Keyring picks the Decrypter for a JWE recipient by key ID and enforces each
 // key's namespace policy. It does not change after NewKeyring, so it is safe
 // for concurrent use; to change the keys, build a new Keyring.
 type Keyring struct {
-	keys     map[string]keyringEntry
-	ids      []string // sorted
-	matchers []string // sorted IDs of the keys whose Decrypter is a KeyIDMatcher
+	keys    map[string]keyringEntry
+	ids     []string // sorted
+	timeout time.Duration
 }
 
-// NewKeyring returns a Keyring holding entries. It fails when there are no
-// entries, an entry lacks a decrypter, key ID or provider, two entries share a
-// key ID, or a namespace pattern is malformed.
-func NewKeyring(entries ...Entry) (*Keyring, error) {
+// NewKeyring returns a Keyring holding entries, each key behind the chain of
+// opts (see Options). It fails when there are no entries, an entry lacks a
+// decrypter, key ID or provider, two entries share a key ID, or a namespace
+// pattern is malformed.
+func NewKeyring(opts Options, entries ...Entry) (*Keyring, error) {
 	if len(entries) == 0 {
 		return nil, errors.New("keyring: no keys configured")
 	}
-	r := &Keyring{keys: make(map[string]keyringEntry, len(entries))}
+	r := &Keyring{keys: make(map[string]keyringEntry, len(entries)), timeout: opts.Timeout}
 	for i, e := range entries {
 		if e.Decrypter == nil {
 			return nil, fmt.Errorf("keyring: entry %d has no decrypter", i)
@@ -72,31 +71,27 @@ func NewKeyring(entries ...Entry) (*Keyring, error) {
 				return nil, fmt.Errorf("keyring: key %q: namespace pattern %q: %w", kid, p, err)
 			}
 		}
-		r.keys[kid] = keyringEntry{dec: e.Decrypter, provider: e.Provider, namespaces: slices.Clone(e.Namespaces), timeout: e.Timeout}
+		r.keys[kid] = keyringEntry{dec: opts.chain(e.Provider, e.Decrypter), provider: e.Provider, namespaces: slices.Clone(e.Namespaces)}
 		r.ids = append(r.ids, kid)
-		if _, ok := e.Decrypter.(KeyIDMatcher); ok {
-			r.matchers = append(r.matchers, kid)
-		}
 	}
 	slices.Sort(r.ids)
-	slices.Sort(r.matchers)
 	return r, nil
 }
 
 // Unwrap returns the content-encryption key of k, a recipient of a value in
 // namespace. It selects the key whose KeyID is k.KeyID, else the one key whose
-// Decrypter is a KeyIDMatcher that matches it; when k names no key and exactly
-// one key is configured, that key is used.
+// MatchKeyID accepts it; when k names no key and exactly one key is
+// configured, that key is used.
 //
-// The error wraps ErrKeyMismatch when no configured key fits k (the caller may
-// try another recipient), and ErrUnwrapFailed besides when the selected key
+// The error wraps jwe.ErrKeyMismatch when no configured key fits k (the caller
+// may try another recipient), and ErrUnwrapFailed besides when the selected key
 // did not open k, ErrNamespaceNotAllowed when the key may not be used
 // in namespace, and otherwise whatever the key's Decrypter returned.
-func (r *Keyring) Unwrap(ctx context.Context, namespace string, k WrappedKey) ([]byte, error) {
+func (r *Keyring) Unwrap(ctx context.Context, namespace string, k jwe.Recipient) ([]byte, error) {
 	kid := k.KeyID
 	if kid == "" {
 		if len(r.ids) != 1 {
-			return nil, fmt.Errorf("value names no key and %d keys are configured: %w", len(r.ids), ErrKeyMismatch)
+			return nil, fmt.Errorf("value names no key and %d keys are configured: %w", len(r.ids), jwe.ErrKeyMismatch)
 		}
 		kid = r.ids[0]
 	}
@@ -107,14 +102,14 @@ func (r *Keyring) Unwrap(ctx context.Context, namespace string, k WrappedKey) ([
 	if !e.allows(namespace) {
 		return nil, fmt.Errorf("key %q may not be used in namespace %q: %w", kid, namespace, ErrNamespaceNotAllowed)
 	}
-	if e.timeout > 0 {
+	if r.timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, e.timeout)
+		ctx, cancel = context.WithTimeout(ctx, r.timeout)
 		defer cancel()
 	}
 	cek, err := e.dec.Unwrap(ctx, k)
 	switch {
-	case errors.Is(err, ErrKeyMismatch):
+	case errors.Is(err, jwe.ErrKeyMismatch):
 		return nil, unwrapFailed{fmt.Errorf("unwrap with key %q (%s): %w", kid, e.provider, err)}
 	case err != nil && errors.Is(err, context.DeadlineExceeded):
 		return nil, fmt.Errorf("unwrap with key %q: key service %s did not answer in time: %w", kid, e.provider, err)
@@ -130,20 +125,20 @@ type unwrapFailed struct{ error }
 func (e unwrapFailed) Unwrap() []error { return []error{e.error, ErrUnwrapFailed} }
 
 // lookup returns the entry for kid: the key with that ID, else the one key
-// whose KeyIDMatcher matches it.
+// whose MatchKeyID accepts it.
 func (r *Keyring) lookup(kid string) (keyringEntry, error) {
 	if e, ok := r.keys[kid]; ok {
 		return e, nil
 	}
 	var found []string
-	for _, id := range r.matchers {
-		if r.keys[id].dec.(KeyIDMatcher).MatchKeyID(kid) {
+	for _, id := range r.ids {
+		if r.keys[id].dec.MatchKeyID(kid) {
 			found = append(found, id)
 		}
 	}
 	switch len(found) {
 	case 0:
-		return keyringEntry{}, fmt.Errorf("no configured key has kid %q: %w", kid, ErrKeyMismatch)
+		return keyringEntry{}, fmt.Errorf("no configured key has kid %q: %w", kid, jwe.ErrKeyMismatch)
 	case 1:
 		return r.keys[found[0]], nil
 	}

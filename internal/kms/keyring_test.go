@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 )
 
 // fakeDecrypter answers to kid with cek, or fails with err.
@@ -21,7 +23,9 @@ type fakeDecrypter struct {
 
 func (f *fakeDecrypter) KeyID() string { return f.kid }
 
-func (f *fakeDecrypter) Unwrap(_ context.Context, _ WrappedKey) ([]byte, error) {
+func (f *fakeDecrypter) MatchKeyID(kid string) bool { return kid == f.kid }
+
+func (f *fakeDecrypter) Unwrap(_ context.Context, _ jwe.Recipient) ([]byte, error) {
 	f.calls.Add(1)
 	if f.err != nil {
 		return nil, f.err
@@ -35,7 +39,7 @@ func newFake(kid string) *fakeDecrypter {
 
 func mustKeyring(t *testing.T, entries ...Entry) *Keyring {
 	t.Helper()
-	r, err := NewKeyring(entries...)
+	r, err := NewKeyring(Options{}, entries...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,14 +74,14 @@ func TestKeyringUnwrap(t *testing.T) {
 			name:    "no kid, two keys",
 			entries: []Entry{{Decrypter: newFake("a"), Provider: "local"}, {Decrypter: newFake("b"), Provider: "vault"}},
 			kid:     "", namespace: "default",
-			wantIs:  ErrKeyMismatch,
+			wantIs:  jwe.ErrKeyMismatch,
 			wantErr: "value names no key and 2 keys are configured: key does not match",
 		},
 		{
 			name:    "unknown kid",
 			entries: []Entry{{Decrypter: newFake("a"), Provider: "local"}},
 			kid:     "x", namespace: "default",
-			wantIs:  ErrKeyMismatch,
+			wantIs:  jwe.ErrKeyMismatch,
 			wantErr: `no configured key has kid "x": key does not match`,
 		},
 		{
@@ -108,9 +112,9 @@ func TestKeyringUnwrap(t *testing.T) {
 		},
 		{
 			name:    "decrypter mismatch",
-			entries: []Entry{{Decrypter: &fakeDecrypter{kid: "a", err: fmt.Errorf("RSA-OAEP-256: %w", ErrKeyMismatch)}, Provider: "local"}},
+			entries: []Entry{{Decrypter: &fakeDecrypter{kid: "a", err: fmt.Errorf("RSA-OAEP-256: %w", jwe.ErrKeyMismatch)}, Provider: "local"}},
 			kid:     "a", namespace: "default",
-			wantIs:  ErrKeyMismatch,
+			wantIs:  jwe.ErrKeyMismatch,
 			wantErr: `unwrap with key "a" (local): RSA-OAEP-256: key does not match`,
 		},
 		{
@@ -125,7 +129,7 @@ func TestKeyringUnwrap(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			r := mustKeyring(t, tt.entries...)
-			cek, err := r.Unwrap(t.Context(), tt.namespace, WrappedKey{KeyID: tt.kid, Algorithm: "RSA-OAEP-256"})
+			cek, err := r.Unwrap(t.Context(), tt.namespace, jwe.Recipient{KeyID: tt.kid, Algorithm: "RSA-OAEP-256"})
 			if tt.wantErr == "" {
 				if err != nil || string(cek) != tt.wantCEK {
 					t.Fatalf("got %q, %v; want %q", cek, err, tt.wantCEK)
@@ -138,7 +142,7 @@ func TestKeyringUnwrap(t *testing.T) {
 			if !errors.Is(err, tt.wantIs) {
 				t.Errorf("error %v does not wrap %v", err, tt.wantIs)
 			}
-			if tt.wantIs != ErrKeyMismatch && errors.Is(err, ErrKeyMismatch) {
+			if tt.wantIs != jwe.ErrKeyMismatch && errors.Is(err, jwe.ErrKeyMismatch) {
 				t.Errorf("error %v is a mismatch; want a fatal error", err)
 			}
 			if errors.Is(err, ErrNamespaceNotAllowed) {
@@ -177,7 +181,7 @@ func TestNewKeyringErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r, err := NewKeyring(tt.entries...)
+			r, err := NewKeyring(Options{}, tt.entries...)
 			if err == nil || err.Error() != tt.wantErr {
 				t.Fatalf("got %v, %v; want error %q", r, err, tt.wantErr)
 			}
@@ -210,7 +214,7 @@ func TestKeyringAccessors(t *testing.T) {
 	if got := r.KeyIDs(); got[0] != "a" {
 		t.Errorf("KeyIDs()[0] = %q after changing a returned slice", got[0])
 	}
-	if _, err := r.Unwrap(t.Context(), "default", WrappedKey{KeyID: "a"}); !errors.Is(err, ErrNamespaceNotAllowed) {
+	if _, err := r.Unwrap(t.Context(), "default", jwe.Recipient{KeyID: "a"}); !errors.Is(err, ErrNamespaceNotAllowed) {
 		t.Errorf("after changing the Namespaces given: got error %v, want ErrNamespaceNotAllowed", err)
 	}
 }
@@ -226,7 +230,7 @@ func TestKeyringConcurrent(t *testing.T) {
 			if i%2 == 1 {
 				kid, want = "b", b.cek
 			}
-			cek, err := r.Unwrap(t.Context(), "b-1", WrappedKey{KeyID: kid})
+			cek, err := r.Unwrap(t.Context(), "b-1", jwe.Recipient{KeyID: kid})
 			if err == nil && !bytes.Equal(cek, want) {
 				err = fmt.Errorf("kid %q: got %q", kid, cek)
 			}
@@ -266,10 +270,10 @@ func TestKeyringKeyIDMatcher(t *testing.T) {
 		{kid: "keys/hr/versions/2", namespace: "hr", wantCEK: "cek of keys/hr"},
 		{kid: "keys/hr/versions/1", namespace: "hr", wantCEK: "cek of keys/hr/versions/1"}, // an exact kid wins
 		{kid: "keys/hr/versions/2", namespace: "ops", wantIs: ErrNamespaceNotAllowed},
-		{kid: "keys/ops/versions/1", namespace: "hr", wantIs: ErrKeyMismatch},
+		{kid: "keys/ops/versions/1", namespace: "hr", wantIs: jwe.ErrKeyMismatch},
 	}
 	for _, tt := range tests {
-		cek, err := r.Unwrap(t.Context(), tt.namespace, WrappedKey{KeyID: tt.kid})
+		cek, err := r.Unwrap(t.Context(), tt.namespace, jwe.Recipient{KeyID: tt.kid})
 		if tt.wantIs != nil {
 			if !errors.Is(err, tt.wantIs) {
 				t.Errorf("%s in %s: got error %v, want %v", tt.kid, tt.namespace, err, tt.wantIs)
@@ -289,9 +293,9 @@ func TestKeyringKeyIDMatcherAmbiguous(t *testing.T) {
 		Entry{Decrypter: &matcher{newFake("b"), all}, Provider: "gcpkms"},
 		Entry{Decrypter: &matcher{newFake("a"), all}, Provider: "vault"},
 	)
-	_, err := r.Unwrap(t.Context(), "hr", WrappedKey{KeyID: "c"})
+	_, err := r.Unwrap(t.Context(), "hr", jwe.Recipient{KeyID: "c"})
 	want := `kid "c" matches several configured keys: ["a" "b"]`
-	if err == nil || err.Error() != want || errors.Is(err, ErrKeyMismatch) {
+	if err == nil || err.Error() != want || errors.Is(err, jwe.ErrKeyMismatch) {
 		t.Errorf("got error %v, want %q, not a mismatch", err, want)
 	}
 }

@@ -1,23 +1,21 @@
 // Package kms holds the key services that unwrap JWE content-encryption keys:
 // the Decrypter interface each provider implements, and the Keyring that picks a
-// provider by key ID and enforces each key's namespace policy.
+// provider by key ID, enforces each key's namespace policy and puts the
+// content-key cache, the timeout and the metrics around each key.
+//
+// A key service sees a JWE recipient as a jwe.Recipient and answers "this is
+// not my key" with an error wrapping jwe.ErrKeyMismatch: both are defined once,
+// in internal/jwe, where values are parsed and decrypted.
 package kms
 
 import (
 	"context"
-	"crypto"
 	"errors"
 
-	"github.com/go-jose/go-jose/v4"
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 )
 
-// ErrKeyMismatch means "this key does not open this value": the key ID is not
-// configured, or a local key could not unwrap the content key. Callers may try
-// another recipient. Every other error from a Decrypter means the key service
-// failed and is fatal for the value.
-var ErrKeyMismatch = errors.New("key does not match")
-
-// ErrUnwrapFailed marks an ErrKeyMismatch that came from a configured key
+// ErrUnwrapFailed marks a jwe.ErrKeyMismatch that came from a configured key
 // asked to unwrap: the key was selected but did not open the encrypted key
 // (a wrong key, or a modified encrypted key). Callers may still try another
 // recipient; when none opens, the answer must be the same as for content that
@@ -30,49 +28,18 @@ var ErrUnwrapFailed = errors.New("the key did not open the encrypted key")
 // should answer "overloaded, retry" (HTTP 429) and the client retry later.
 var ErrOverloaded = errors.New("too many key-service calls in flight")
 
-// WrappedKey is one JWE recipient's encrypted content-encryption key with what a
-// key service needs to unwrap it.
-type WrappedKey struct {
-	// KeyID is the recipient's "kid" header; empty when the JWE names none.
-	KeyID string
-	// Algorithm is the recipient's "alg" header, e.g. "RSA-OAEP-256".
-	Algorithm string
-	// EncryptedKey is the JWE Encrypted Key (empty for none of our algorithms).
-	EncryptedKey []byte
-	// Header is the recipient's merged JOSE header; ECDH-ES reads "epk", "apu"
-	// and "apv" from it.
-	Header jose.Header
-}
-
-// Decrypter unwraps content-encryption keys with one key.
+// Decrypter is one key of a key service: the interface a provider implements.
+// Every method is required, so that a decorator that embeds a Decrypter
+// forwards all of them.
 type Decrypter interface {
-	// KeyID is the key ID this decrypter answers to.
+	// KeyID is the key ID this decrypter is configured under: a key's own ID,
+	// or the ID of a family of keys such as every version of a KMS key.
 	KeyID() string
-	// Unwrap returns the content-encryption key. It returns an error wrapping
-	// ErrKeyMismatch when the key cannot open k, and any other error when the
-	// key service failed.
-	Unwrap(ctx context.Context, k WrappedKey) ([]byte, error)
-}
-
-// KeyIDMatcher is implemented by a Decrypter that answers to a family of key
-// IDs rather than one, such as every version of a KMS key. The keyring asks
-// it when no Decrypter's KeyID equals a value's kid.
-type KeyIDMatcher interface {
+	// MatchKeyID reports whether kid, a value's "kid", names this key: for a
+	// single key that is kid == KeyID(); for a family, any member of it.
 	MatchKeyID(kid string) bool
-}
-
-// PublicKey is a key to encrypt to, as a key service publishes it.
-type PublicKey struct {
-	// Key is an *rsa.PublicKey or an *ecdsa.PublicKey.
-	Key crypto.PublicKey
-	// KeyID is the kid the webhook expects in values encrypted to Key.
-	KeyID string
-	// Algorithm is the JWE "alg" that Key decrypts, e.g. "RSA-OAEP-256".
-	Algorithm string
-}
-
-// PublicKeyer is implemented by a key service that can return the public key
-// to encrypt to. The custodian CLI uses it.
-type PublicKeyer interface {
-	PublicKey(ctx context.Context) (PublicKey, error)
+	// Unwrap returns the content-encryption key of r. It returns an error
+	// wrapping jwe.ErrKeyMismatch when the key cannot open r, and any other
+	// error when the key service failed.
+	Unwrap(ctx context.Context, r jwe.Recipient) ([]byte, error)
 }

@@ -1,8 +1,9 @@
 // Package metrics holds the webhook's Prometheus metrics on a registry of its
 // own, and records them from outside the code they measure: a decorator
-// around the admission Reviewer, decorators around each key's Decrypter, and
-// collectors that read the content-key cache and the serving certificate
-// when scraped.
+// around the admission Reviewer, the kms.Observer the keyring tells of each
+// unwrap and key-service call, and collectors that read the content-key cache
+// and the serving certificate when scraped. It builds nothing else: the
+// keyring assembles its own chain (internal/kms, chain.go).
 //
 // No label carries a value, a namespace or a Secret name. A key ID is a label
 // only as the ID of a configured key, so there are as many as keys configured.
@@ -21,6 +22,7 @@ import (
 	"go.uber.org/zap"
 	admissionv1 "k8s.io/api/admission/v1"
 
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 )
 
@@ -137,39 +139,24 @@ func operation(op admissionv1.Operation) string {
 	return "other"
 }
 
-// KeyWrapper returns the function to give keyconfig.Options.Wrap. It puts, in
-// front of each key's Decrypter, a timer of the key-service call, then cache
-// (unless nil), then a counter of unwraps; so the latency is of real key
-// service calls and the count includes cache hits. It also registers cache's
-// statistics.
-func (m *Metrics) KeyWrapper(cache *kms.Cache) func(provider string, d kms.Decrypter) kms.Decrypter {
-	if cache != nil {
-		m.reg.MustRegister(cacheCollector{cache.Stats})
-	}
-	return func(provider string, d kms.Decrypter) kms.Decrypter {
-		latency := m.keyService.WithLabelValues(provider)
-		d = decorate(d, func(ctx context.Context, k kms.WrappedKey, next unwrapFunc) ([]byte, error) {
-			start := time.Now()
-			defer func() { latency.Observe(time.Since(start).Seconds()) }()
-			return next(ctx, k)
-		})
-		if cache != nil {
-			d = cache.Decrypter(d)
-		}
-		kid := d.KeyID()
-		return decorate(d, func(ctx context.Context, k kms.WrappedKey, next unwrapFunc) ([]byte, error) {
-			cek, err := next(ctx, k)
-			m.unwraps.WithLabelValues(kid, provider, unwrapResult(err)).Inc()
-			return cek, err
-		})
-	}
+// Unwrapped counts one unwrap by the key configured as kid, cache hits
+// included; it makes *Metrics a kms.Observer.
+func (m *Metrics) Unwrapped(kid, provider string, err error) {
+	m.unwraps.WithLabelValues(kid, provider, unwrapResult(err)).Inc()
 }
+
+// KeyServiceCalled records the duration of one call to a key service.
+func (m *Metrics) KeyServiceCalled(provider string, took time.Duration) {
+	m.keyService.WithLabelValues(provider).Observe(took.Seconds())
+}
+
+var _ kms.Observer = (*Metrics)(nil)
 
 func unwrapResult(err error) string {
 	switch {
 	case err == nil:
 		return "ok"
-	case errors.Is(err, kms.ErrKeyMismatch):
+	case errors.Is(err, jwe.ErrKeyMismatch):
 		return "mismatch"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return "timeout"
@@ -177,38 +164,11 @@ func unwrapResult(err error) string {
 	return "error"
 }
 
-type unwrapFunc func(context.Context, kms.WrappedKey) ([]byte, error)
-
-// decorate returns d with its Unwrap passed through around. The result is a
-// KeyIDMatcher when d is one, as the keyring needs.
-func decorate(d kms.Decrypter, around func(context.Context, kms.WrappedKey, unwrapFunc) ([]byte, error)) kms.Decrypter {
-	dd := &decorated{Decrypter: d, around: around}
-	if m, ok := d.(kms.KeyIDMatcher); ok {
-		return &decoratedMatcher{decorated: dd, m: m}
-	}
-	return dd
+// CacheStats registers the content-key cache's counters, read from stats at
+// each scrape.
+func (m *Metrics) CacheStats(stats func() kms.CacheStats) {
+	m.reg.MustRegister(cacheCollector{stats})
 }
-
-type decorated struct {
-	kms.Decrypter
-	around func(context.Context, kms.WrappedKey, unwrapFunc) ([]byte, error)
-}
-
-func (d *decorated) Unwrap(ctx context.Context, k kms.WrappedKey) ([]byte, error) {
-	return d.around(ctx, k, d.Decrypter.Unwrap)
-}
-
-type decoratedMatcher struct {
-	*decorated
-	m kms.KeyIDMatcher
-}
-
-func (d *decoratedMatcher) MatchKeyID(kid string) bool { return d.m.MatchKeyID(kid) }
-
-var (
-	_ kms.Decrypter    = (*decorated)(nil)
-	_ kms.KeyIDMatcher = (*decoratedMatcher)(nil)
-)
 
 // cacheCollector reads the cache's counters at each scrape.
 type cacheCollector struct{ stats func() kms.CacheStats }

@@ -62,7 +62,7 @@ func (failingKMS) KeyID() string { return gcpKey }
 func (failingKMS) MatchKeyID(kid string) bool {
 	return strings.HasPrefix(kid, gcpKey+"/cryptoKeyVersions/")
 }
-func (failingKMS) Unwrap(context.Context, kms.WrappedKey) ([]byte, error) {
+func (failingKMS) Unwrap(context.Context, jwe.Recipient) ([]byte, error) {
 	return nil, errors.New("rpc error: code = Unavailable")
 }
 
@@ -94,11 +94,11 @@ func request(t *testing.T, op admissionv1.Operation, data map[string][]byte) *ad
 func TestScrape(t *testing.T) {
 	m := New("v1.2.3-test")
 	cache := kms.NewCache(10, time.Hour, time.Minute)
-	wrap := m.KeyWrapper(cache)
+	m.CacheStats(cache.Stats)
 	key, other := newLocalKey(t), newLocalKey(t)
-	kr, err := kms.NewKeyring(
-		kms.Entry{Decrypter: wrap("local", key), Provider: "local"},
-		kms.Entry{Decrypter: wrap("gcpkms", failingKMS{}), Provider: "gcpkms"},
+	kr, err := kms.NewKeyring(kms.Options{Cache: cache, Observer: m},
+		kms.Entry{Decrypter: key, Provider: "local"},
+		kms.Entry{Decrypter: failingKMS{}, Provider: "gcpkms"},
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -168,17 +168,23 @@ func TestScrape(t *testing.T) {
 	}
 }
 
-// TestKeyWrapperWithoutCache counts every unwrap as a key-service call and
+// TestObserverWithoutCache counts every unwrap as a key-service call and
 // registers no cache series.
-func TestKeyWrapperWithoutCache(t *testing.T) {
+func TestObserverWithoutCache(t *testing.T) {
 	m := New("dev")
 	key := newLocalKey(t)
-	d := m.KeyWrapper(nil)("local", key)
-	if _, ok := d.(kms.KeyIDMatcher); ok {
-		t.Error("a local key became a KeyIDMatcher")
+	kr, err := kms.NewKeyring(kms.Options{Observer: m},
+		kms.Entry{Decrypter: key, Provider: "local"},
+		kms.Entry{Decrypter: failingKMS{}, Provider: "gcpkms"},
+	)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, ok := m.KeyWrapper(nil)("gcpkms", failingKMS{}).(kms.KeyIDMatcher); !ok {
-		t.Error("a KeyIDMatcher lost its MatchKeyID")
+	if _, err := kr.Unwrap(t.Context(), namespace, jwe.Recipient{KeyID: key.KeyID() + "-other"}); !errors.Is(err, jwe.ErrKeyMismatch) {
+		t.Errorf("a local key answered to another kid: %v", err)
+	}
+	if _, err := kr.Unwrap(t.Context(), namespace, jwe.Recipient{KeyID: gcpKey + "/cryptoKeyVersions/3"}); err == nil || errors.Is(err, jwe.ErrKeyMismatch) {
+		t.Errorf("a key family lost its MatchKeyID behind the chain: %v", err)
 	}
 	wrapped := jwe.PublicKey{Key: key.Public(), KeyID: key.KeyID()}
 	v, err := jwe.Encrypt([]byte(plaintext), jwe.Scope{}, "", wrapped)
@@ -190,7 +196,9 @@ func TestKeyWrapperWithoutCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if _, _, err := obj.Decrypt(t.Context(), unwrapFunc(d.Unwrap)); err != nil {
+		if _, _, err := obj.Decrypt(t.Context(), unwrapFunc(func(ctx context.Context, r jwe.Recipient) ([]byte, error) {
+			return kr.Unwrap(ctx, namespace, r)
+		})); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -208,8 +216,10 @@ func TestKeyWrapperWithoutCache(t *testing.T) {
 	}
 }
 
-func (f unwrapFunc) UnwrapKey(ctx context.Context, r jwe.Recipient) ([]byte, error) {
-	return f(ctx, kms.WrappedKey(r))
+type unwrapFunc func(context.Context, jwe.Recipient) ([]byte, error)
+
+func (f unwrapFunc) Unwrap(ctx context.Context, r jwe.Recipient) ([]byte, error) {
+	return f(ctx, r)
 }
 
 func TestReviewResult(t *testing.T) {

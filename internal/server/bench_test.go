@@ -52,7 +52,7 @@ func loadBenchKey(b *testing.B, name string) *local.Key {
 // benchHandler is the real /mutate handler over a keyring of entries.
 func benchHandler(b *testing.B, entries ...kms.Entry) http.Handler {
 	b.Helper()
-	kr, err := kms.NewKeyring(entries...)
+	kr, err := kms.NewKeyring(kms.Options{}, entries...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -181,7 +181,7 @@ type slowService struct {
 	latency time.Duration
 }
 
-func (s slowService) Unwrap(ctx context.Context, w kms.WrappedKey) ([]byte, error) {
+func (s slowService) Unwrap(ctx context.Context, w jwe.Recipient) ([]byte, error) {
 	t := time.NewTimer(s.latency)
 	defer t.Stop()
 	select {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 )
 
@@ -45,9 +46,7 @@ type Key struct {
 }
 
 var (
-	_ kms.Decrypter    = (*Key)(nil)
-	_ kms.KeyIDMatcher = (*Key)(nil)
-	_ kms.PublicKeyer  = (*Key)(nil)
+	_ kms.Decrypter = (*Key)(nil)
 )
 
 // publicKey is a key version's answer to GetPublicKey, checked.
@@ -85,18 +84,18 @@ func (k *Key) MatchKeyID(kid string) bool {
 // version's algorithm, read once per version with GetPublicKey, must decrypt
 // w.Algorithm.
 //
-// The error wraps kms.ErrKeyMismatch when w names another key or Cloud KMS
+// The error wraps jwe.ErrKeyMismatch when w names another key or Cloud KMS
 // finds the ciphertext invalid. Any other error (a version whose algorithm
 // does not fit, a refused or failed call, a checksum that does not match)
 // names the call and what the service said; when ctx ended first it wraps
 // ctx.Err().
-func (k *Key) Unwrap(ctx context.Context, w kms.WrappedKey) ([]byte, error) {
+func (k *Key) Unwrap(ctx context.Context, w jwe.Recipient) ([]byte, error) {
 	version := w.KeyID
 	if !k.isVersionName(version) {
 		if k.isVersion {
-			return nil, fmt.Errorf("gcp kms: kid %q is not key version %q: %w", version, k.name, kms.ErrKeyMismatch)
+			return nil, fmt.Errorf("gcp kms: kid %q is not key version %q: %w", version, k.name, jwe.ErrKeyMismatch)
 		}
-		return nil, fmt.Errorf("gcp kms: kid %q is not a version of crypto key %q: %w", version, k.name, kms.ErrKeyMismatch)
+		return nil, fmt.Errorf("gcp kms: kid %q is not a version of crypto key %q: %w", version, k.name, jwe.ErrKeyMismatch)
 	}
 	pk, err := k.publicKey(ctx, version)
 	if err != nil {
@@ -115,7 +114,7 @@ func (k *Key) Unwrap(ctx context.Context, w kms.WrappedKey) ([]byte, error) {
 		if status.Code(err) == codes.InvalidArgument && ctx.Err() == nil {
 			// "Decryption failed": the value was encrypted to another key,
 			// or its encrypted key was altered.
-			return nil, fmt.Errorf("%w: %w", err, kms.ErrKeyMismatch)
+			return nil, fmt.Errorf("%w: %w", err, jwe.ErrKeyMismatch)
 		}
 		return nil, err
 	}
@@ -172,27 +171,27 @@ func (k *Key) publicKey(ctx context.Context, version string) (publicKey, error) 
 // asymmetric keys have no primary version, so PublicKey lists the versions.
 // A version whose algorithm is not RSA-OAEP decryption with SHA-256 or SHA-1
 // is refused.
-func (k *Key) PublicKey(ctx context.Context) (kms.PublicKey, error) {
+func (k *Key) PublicKey(ctx context.Context) (jwe.PublicKey, error) {
 	version := k.name
 	if !k.isVersion {
 		var err error
 		if version, err = k.newestEnabledVersion(ctx); err != nil {
-			return kms.PublicKey{}, err
+			return jwe.PublicKey{}, err
 		}
 	}
 	pk, err := k.publicKey(ctx, version)
 	if err != nil {
-		return kms.PublicKey{}, err
+		return jwe.PublicKey{}, err
 	}
 	a, ok := decryptAlgorithms[pk.alg]
 	if !ok {
-		return kms.PublicKey{}, fmt.Errorf("gcp kms: key version %q has algorithm %s, not RSA_DECRYPT_OAEP_*_SHA256 (RSA-OAEP-256) or _SHA1 (RSA-OAEP)", version, pk.alg)
+		return jwe.PublicKey{}, fmt.Errorf("gcp kms: key version %q has algorithm %s, not RSA_DECRYPT_OAEP_*_SHA256 (RSA-OAEP-256) or _SHA1 (RSA-OAEP)", version, pk.alg)
 	}
 	pub, err := kms.ParseRSAPublicKeyPEM(pk.pem, a.bits)
 	if err != nil {
-		return kms.PublicKey{}, fmt.Errorf("gcp kms: public key of %q: %w", version, err)
+		return jwe.PublicKey{}, fmt.Errorf("gcp kms: public key of %q: %w", version, err)
 	}
-	return kms.PublicKey{Key: pub, KeyID: version, Algorithm: a.jwe}, nil
+	return jwe.PublicKey{Key: pub, KeyID: version, Algorithm: a.jwe}, nil
 }
 
 // newestEnabledVersion returns the name of the crypto key's highest-numbered

@@ -132,7 +132,7 @@ func (e *env) key(t testing.TB, name string) *gcpkms.Key {
 
 // wrap encrypts a fresh 32-byte CEK to the public key of version to under
 // alg, and labels it kid.
-func (e *env) wrap(t testing.TB, to, kid, alg string) (cek []byte, w kms.WrappedKey) {
+func (e *env) wrap(t testing.TB, to, kid, alg string) (cek []byte, w jwe.Recipient) {
 	t.Helper()
 	var h hash.Hash
 	switch alg {
@@ -149,7 +149,7 @@ func (e *env) wrap(t testing.TB, to, kid, alg string) (cek []byte, w kms.Wrapped
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cek, kms.WrappedKey{KeyID: kid, Algorithm: alg, EncryptedKey: ek}
+	return cek, jwe.Recipient{KeyID: kid, Algorithm: alg, EncryptedKey: ek}
 }
 
 // assertQuiet fails when err's text shows any of the secrets, raw or encoded.
@@ -206,7 +206,7 @@ func TestUnwrapMismatch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, w := e.wrap(t, hr1, tc.kid, "RSA-OAEP-256")
 			_, err := e.key(t, tc.key).Unwrap(t.Context(), w)
-			if !errors.Is(err, kms.ErrKeyMismatch) {
+			if !errors.Is(err, jwe.ErrKeyMismatch) {
 				t.Fatalf("err = %v, want ErrKeyMismatch", err)
 			}
 		})
@@ -221,7 +221,7 @@ func TestUnwrapWrongCiphertext(t *testing.T) {
 	e := newEnv(t)
 	cek, w := e.wrap(t, other, hr1, "RSA-OAEP-256") // encrypted to another key, labelled hr1
 	_, err := e.key(t, hr).Unwrap(t.Context(), w)
-	if !errors.Is(err, kms.ErrKeyMismatch) || status.Code(err) != codes.InvalidArgument {
+	if !errors.Is(err, jwe.ErrKeyMismatch) || status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("err = %v, want ErrKeyMismatch from InvalidArgument", err)
 	}
 	assertQuiet(t, err, cek, w.EncryptedKey)
@@ -242,7 +242,7 @@ func TestUnwrapAlgorithm(t *testing.T) {
 			_, w := e.wrap(t, hr1, tc.version, "RSA-OAEP-256")
 			w.Algorithm = tc.alg
 			_, err := e.key(t, tc.version).Unwrap(t.Context(), w)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || errors.Is(err, kms.ErrKeyMismatch) {
+			if err == nil || !strings.Contains(err.Error(), tc.want) || errors.Is(err, jwe.ErrKeyMismatch) {
 				t.Fatalf("err = %v, want one saying %s", err, tc.want)
 			}
 		})
@@ -307,7 +307,7 @@ func TestUnwrapService(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want one saying %q", err, tc.want)
 			}
-			if errors.Is(err, kms.ErrKeyMismatch) {
+			if errors.Is(err, jwe.ErrKeyMismatch) {
 				t.Errorf("err = %v wraps ErrKeyMismatch; the key service failed", err)
 			}
 			if tc.code != codes.OK && status.Code(err) != tc.code {
@@ -390,7 +390,7 @@ func TestUnwrapConcurrent(t *testing.T) {
 	e := newEnv(t)
 	k := e.key(t, hr)
 	const n = 16
-	ws := make([]kms.WrappedKey, n)
+	ws := make([]jwe.Recipient, n)
 	ceks := make([][]byte, n)
 	for i := range ws {
 		v := []string{hr1, hr2}[i%2]
@@ -545,8 +545,8 @@ func TestMatchKeyID(t *testing.T) {
 // unwrapper feeds internal/jwe's decryption through a kms.Decrypter.
 type unwrapper struct{ d kms.Decrypter }
 
-func (u unwrapper) UnwrapKey(ctx context.Context, r jwe.Recipient) ([]byte, error) {
-	return u.d.Unwrap(ctx, kms.WrappedKey(r))
+func (u unwrapper) Unwrap(ctx context.Context, r jwe.Recipient) ([]byte, error) {
+	return u.d.Unwrap(ctx, r)
 }
 
 // TestRoundTrip encrypts to the public key PublicKey returns, as the

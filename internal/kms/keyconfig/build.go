@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"time"
 
 	"go.uber.org/zap"
 	"google.golang.org/api/option"
@@ -19,15 +18,11 @@ import (
 
 // Options are what Build adds to every key.
 type Options struct {
-	// Cache, when not nil, sits in front of every key.
-	Cache *kms.Cache
-	// Timeout bounds each key-service call.
-	Timeout time.Duration
+	// Keyring is what the keyring puts around every key: the key-service
+	// timeout, the content-key cache, the metrics.
+	Keyring kms.Options
 	// Log receives the providers' own events (Vault logins, renewals).
 	Log *zap.Logger
-	// Wrap, when not nil, wraps every key's decrypter last (around Cache),
-	// given the key's provider; the webhook's metrics come in this way.
-	Wrap func(provider string, d kms.Decrypter) kms.Decrypter
 }
 
 // Keys is a built keyring and what it holds open.
@@ -62,16 +57,10 @@ func Build(ctx context.Context, cfg *File, opts Options) (*Keys, error) {
 			return nil, fmt.Errorf("keys[%d] (line %d, %s): %w", i, k.Line, k.Provider, err)
 		}
 		for _, d := range decs {
-			if opts.Cache != nil {
-				d = opts.Cache.Decrypter(d)
-			}
-			if opts.Wrap != nil {
-				d = opts.Wrap(k.Provider, d)
-			}
-			entries = append(entries, kms.Entry{Decrypter: d, Provider: k.Provider, Namespaces: k.Namespaces, Timeout: opts.Timeout})
+			entries = append(entries, kms.Entry{Decrypter: d, Provider: k.Provider, Namespaces: k.Namespaces})
 		}
 	}
-	kr, err := kms.NewKeyring(entries...)
+	kr, err := kms.NewKeyring(opts.Keyring, entries...)
 	if err != nil {
 		keys.Close()
 		return nil, err

@@ -76,22 +76,23 @@ func writeConfig(t *testing.T, yaml string) string {
 // unwrapper adapts a kms unwrap function to jwe.KeyUnwrapper for one namespace.
 type unwrapper struct {
 	ns string
-	f  func(context.Context, string, kms.WrappedKey) ([]byte, error)
+	f  func(context.Context, string, jwe.Recipient) ([]byte, error)
 }
 
-func (u unwrapper) UnwrapKey(ctx context.Context, r jwe.Recipient) ([]byte, error) {
-	cek, err := u.f(ctx, u.ns, kms.WrappedKey(r))
-	if errors.Is(err, kms.ErrKeyMismatch) {
-		return nil, fmt.Errorf("%w: %w", jwe.ErrNoKey, err)
-	}
-	return cek, err
+func (u unwrapper) Unwrap(ctx context.Context, r jwe.Recipient) ([]byte, error) {
+	return u.f(ctx, u.ns, r)
+}
+
+// publicKeyer is a key service key that publishes its public key.
+type publicKeyer interface {
+	PublicKey(ctx context.Context) (jwe.PublicKey, error)
 }
 
 // roundTrip encrypts to pk and decrypts through f in namespace ns, as many
 // times as asked (once when times is 0).
-func roundTrip(t *testing.T, pk kms.PublicKey, ns string, f func(context.Context, string, kms.WrappedKey) ([]byte, error), times ...int) error {
+func roundTrip(t *testing.T, pk jwe.PublicKey, ns string, f func(context.Context, string, jwe.Recipient) ([]byte, error), times ...int) error {
 	t.Helper()
-	out, err := jwe.Encrypt([]byte("s3cret"), jwe.Scope{}, "", jwe.PublicKey(pk))
+	out, err := jwe.Encrypt([]byte("s3cret"), jwe.Scope{}, "", pk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +123,7 @@ func TestBuildEveryProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	cache := kms.NewCache(100, time.Hour, time.Minute)
-	keys, err := Build(context.Background(), cfg, Options{Cache: cache, Timeout: 5 * time.Second})
+	keys, err := Build(context.Background(), cfg, Options{Keyring: kms.Options{Cache: cache, Timeout: 5 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,8 +139,8 @@ func TestBuildEveryProvider(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	pubs := map[string]kms.PublicKey{"local": {Key: localKeys[0].Public(), KeyID: localKeys[0].KeyID()}}
-	for name, src := range map[string]kms.PublicKeyer{"gcpkms": mustGCPKey(t, gcp), "vault": mustVaultKey(t, v)} {
+	pubs := map[string]jwe.PublicKey{"local": {Key: localKeys[0].Public(), KeyID: localKeys[0].KeyID()}}
+	for name, src := range map[string]publicKeyer{"gcpkms": mustGCPKey(t, gcp), "vault": mustVaultKey(t, v)} {
 		pk, err := src.PublicKey(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -234,13 +235,13 @@ func TestSourceReload(t *testing.T) {
 }
 
 // localPublicKey returns the public half of the one key in a local key file.
-func localPublicKey(t *testing.T, path string) kms.PublicKey {
+func localPublicKey(t *testing.T, path string) jwe.PublicKey {
 	t.Helper()
 	ks, err := local.LoadFile(path)
 	if err != nil || len(ks) != 1 {
 		t.Fatalf("%s: %d keys, %v", path, len(ks), err)
 	}
-	return kms.PublicKey{Key: ks[0].Public(), KeyID: ks[0].KeyID()}
+	return jwe.PublicKey{Key: ks[0].Public(), KeyID: ks[0].KeyID()}
 }
 
 func TestOpenFailsOnABadFile(t *testing.T) {
@@ -249,7 +250,7 @@ func TestOpenFailsOnABadFile(t *testing.T) {
 	}
 }
 
-func mustGCPKey(t *testing.T, s *gcpkmstest.Server) kms.PublicKeyer {
+func mustGCPKey(t *testing.T, s *gcpkmstest.Server) publicKeyer {
 	t.Helper()
 	c, err := gcpkms.NewClient(context.Background(), s.ClientOptions()...)
 	if err != nil {
@@ -263,7 +264,7 @@ func mustGCPKey(t *testing.T, s *gcpkmstest.Server) kms.PublicKeyer {
 	return k
 }
 
-func mustVaultKey(t *testing.T, s *vaulttest.Server) kms.PublicKeyer {
+func mustVaultKey(t *testing.T, s *vaulttest.Server) publicKeyer {
 	t.Helper()
 	k, err := vault.New(context.Background(), vault.Config{Address: s.URL, Mount: "transit", Key: "payments",
 		Auth: vault.AuthConfig{Method: vault.AuthToken, Token: s.RootToken}}, nil)

@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/jwe-webhook/jwe-webhook/internal/kms"
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 )
 
 // closeDelay is how long a replaced keyring's clients stay open, so that
@@ -44,7 +44,7 @@ func Open(ctx context.Context, path string, opts Options) (*Source, error) {
 }
 
 // Unwrap unwraps with the current keyring.
-func (s *Source) Unwrap(ctx context.Context, namespace string, k kms.WrappedKey) ([]byte, error) {
+func (s *Source) Unwrap(ctx context.Context, namespace string, k jwe.Recipient) ([]byte, error) {
 	return s.current.Load().Unwrap(ctx, namespace, k)
 }
 

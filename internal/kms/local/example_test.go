@@ -15,7 +15,7 @@ func ExampleLoadFile() {
 	}
 	// The first key of the set names its own kid and algorithm.
 	hr := keys[0]
-	ring, err := kms.NewKeyring(kms.Entry{Decrypter: hr, Provider: "local", Namespaces: []string{"hr-*"}})
+	ring, err := kms.NewKeyring(kms.Options{}, kms.Entry{Decrypter: hr, Provider: "local", Namespaces: []string{"hr-*"}})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -21,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	josecipher "github.com/go-jose/go-jose/v4/cipher"
 
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 )
 
@@ -46,6 +47,10 @@ var _ kms.Decrypter = (*Key)(nil)
 // RFC 7638 thumbprint of the public key (see KeyID).
 func (k *Key) KeyID() string { return k.kid }
 
+// MatchKeyID reports whether kid is the key's kid: a local key is one key, not
+// a family.
+func (k *Key) MatchKeyID(kid string) bool { return kid == k.kid }
+
 // Algorithm returns the key management algorithm to encrypt to this key with:
 // the JWK's "alg" if it named one, else "RSA-OAEP-256" for RSA keys and
 // "ECDH-ES+A256KW" for EC keys.
@@ -61,9 +66,9 @@ func (k *Key) Public() crypto.PublicKey {
 }
 
 // Unwrap returns the content-encryption key of w. The error wraps
-// kms.ErrKeyMismatch when the key cannot open w; an algorithm this key does not
+// jwe.ErrKeyMismatch when the key cannot open w; an algorithm this key does not
 // do, or a malformed ECDH-ES header, is a different error.
-func (k *Key) Unwrap(ctx context.Context, w kms.WrappedKey) ([]byte, error) {
+func (k *Key) Unwrap(ctx context.Context, w jwe.Recipient) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -98,21 +103,21 @@ func (k *Key) unwrapRSA(h hash.Hash, encryptedKey []byte) ([]byte, error) {
 	cek, err := rsa.DecryptOAEP(h, nil, k.rsa, encryptedKey, nil)
 	if err != nil {
 		// A wrong key and a tampered encrypted key look the same to RSA-OAEP.
-		return nil, kms.ErrKeyMismatch
+		return nil, jwe.ErrKeyMismatch
 	}
 	return cek, nil
 }
 
-func (k *Key) unwrapECDH(w kms.WrappedKey) ([]byte, error) {
-	epk, err := ephemeralKey(w.Header, k.ec)
+func (k *Key) unwrapECDH(w jwe.Recipient) ([]byte, error) {
+	epk, err := ephemeralKey(w.EphemeralKey, k.ec)
 	if err != nil {
 		return nil, err
 	}
-	apu, err := headerBytes(w.Header, "apu")
+	apu, err := headerBytes(w.PartyUInfo, "apu")
 	if err != nil {
 		return nil, err
 	}
-	apv, err := headerBytes(w.Header, "apv")
+	apv, err := headerBytes(w.PartyVInfo, "apv")
 	if err != nil {
 		return nil, err
 	}
@@ -126,23 +131,17 @@ func (k *Key) unwrapECDH(w kms.WrappedKey) ([]byte, error) {
 	if err != nil {
 		// AES key wrap's integrity check fails for a wrong key and a tampered
 		// encrypted key alike.
-		return nil, kms.ErrKeyMismatch
+		return nil, jwe.ErrKeyMismatch
 	}
 	return cek, nil
 }
 
-// ephemeralKey returns the "epk" header as a public key on priv's curve.
-// DeriveECDHES panics on a point off the curve, so this checks it first.
-func ephemeralKey(h jose.Header, priv *ecdsa.PrivateKey) (*ecdsa.PublicKey, error) {
-	v, ok := h.ExtraHeaders["epk"]
-	if !ok {
+// ephemeralKey returns the "epk" header, raw, as a public key on priv's
+// curve. DeriveECDHES panics on a point off the curve, so this checks it
+// first.
+func ephemeralKey(raw json.RawMessage, priv *ecdsa.PrivateKey) (*ecdsa.PublicKey, error) {
+	if raw == nil {
 		return nil, errors.New(`header has no "epk"`)
-	}
-	// go-jose leaves "epk" in ExtraHeaders as decoded JSON; a caller may also
-	// have put a JSONWebKey there. Either marshals back to a JWK.
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf(`header "epk": %w`, err)
 	}
 	var jwk jose.JSONWebKey
 	if err := jwk.UnmarshalJSON(raw); err != nil {
@@ -161,12 +160,15 @@ func ephemeralKey(h jose.Header, priv *ecdsa.PrivateKey) (*ecdsa.PublicKey, erro
 	return epk, nil
 }
 
-// headerBytes returns the base64url-decoded string header name, or nil when it
-// is absent.
-func headerBytes(h jose.Header, name jose.HeaderKey) ([]byte, error) {
-	v, ok := h.ExtraHeaders[name]
-	if !ok {
+// headerBytes returns raw, the string header name, base64url-decoded, or nil
+// when it is absent.
+func headerBytes(raw json.RawMessage, name string) ([]byte, error) {
+	if raw == nil {
 		return nil, nil
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, fmt.Errorf("header %q: %w", name, err)
 	}
 	s, ok := v.(string)
 	if !ok {

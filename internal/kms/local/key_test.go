@@ -21,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	josecipher "github.com/go-jose/go-jose/v4/cipher"
 
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 )
 
@@ -32,15 +33,38 @@ type opaque struct {
 }
 
 func (o opaque) DecryptKey(encryptedKey []byte, h jose.Header) ([]byte, error) {
-	return o.d.Unwrap(o.ctx, kms.WrappedKey{KeyID: h.KeyID, Algorithm: h.Algorithm, EncryptedKey: encryptedKey, Header: h})
+	return o.d.Unwrap(o.ctx, recipientOf(encryptedKey, h))
 }
 
-// capture records the WrappedKey go-jose would hand to a key service.
-type capture struct{ w *kms.WrappedKey }
+// capture records the recipient a key service would be handed.
+type capture struct{ w *jwe.Recipient }
 
 func (c capture) DecryptKey(encryptedKey []byte, h jose.Header) ([]byte, error) {
-	*c.w = kms.WrappedKey{KeyID: h.KeyID, Algorithm: h.Algorithm, EncryptedKey: encryptedKey, Header: h}
+	*c.w = recipientOf(encryptedKey, h)
 	return nil, errors.New("captured")
+}
+
+// recipientOf is the recipient internal/jwe makes of the header go-jose
+// parsed.
+func recipientOf(encryptedKey []byte, h jose.Header) jwe.Recipient {
+	return jwe.Recipient{
+		KeyID: h.KeyID, Algorithm: h.Algorithm, EncryptedKey: encryptedKey,
+		EphemeralKey: rawJSON(h.ExtraHeaders["epk"]),
+		PartyUInfo:   rawJSON(h.ExtraHeaders["apu"]),
+		PartyVInfo:   rawJSON(h.ExtraHeaders["apv"]),
+	}
+}
+
+// rawJSON is v as JSON, nil for nil.
+func rawJSON(v any) json.RawMessage {
+	if v == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 func encryptJWE(t *testing.T, k *Key, alg string, plaintext []byte) *jose.JSONWebEncryption {
@@ -67,9 +91,9 @@ func encryptJWE(t *testing.T, k *Key, alg string, plaintext []byte) *jose.JSONWe
 }
 
 // wrappedKey returns the recipient of a fresh JWE to k as a key service sees it.
-func wrappedKey(t *testing.T, k *Key, alg string) kms.WrappedKey {
+func wrappedKey(t *testing.T, k *Key, alg string) jwe.Recipient {
 	t.Helper()
-	var w kms.WrappedKey
+	var w jwe.Recipient
 	if _, err := encryptJWE(t, k, alg, []byte("x")).Decrypt(capture{&w}); err == nil {
 		t.Fatal("capture did not capture")
 	}
@@ -123,7 +147,7 @@ func TestUnwrapRSAOAEP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := k.Unwrap(t.Context(), kms.WrappedKey{Algorithm: tt.alg, EncryptedKey: ek})
+		got, err := k.Unwrap(t.Context(), jwe.Recipient{Algorithm: tt.alg, EncryptedKey: ek})
 		if err != nil {
 			t.Fatalf("%s: %v", tt.alg, err)
 		}
@@ -146,15 +170,15 @@ func TestUnwrapECDHPartyInfo(t *testing.T) {
 	if !bytes.Equal(got, cek) {
 		t.Error("unwrapped a different key")
 	}
-	w.Header.ExtraHeaders["apv"] = base64.RawURLEncoding.EncodeToString([]byte("Eve"))
-	if _, err := k.Unwrap(t.Context(), w); !errors.Is(err, kms.ErrKeyMismatch) {
+	w = withHeader(w, "apv", base64.RawURLEncoding.EncodeToString([]byte("Eve")))
+	if _, err := k.Unwrap(t.Context(), w); !errors.Is(err, jwe.ErrKeyMismatch) {
 		t.Errorf("with another apv: got error %v, want a mismatch", err)
 	}
 }
 
 // wrapECDH wraps a random CEK to k with ECDH-ES+A256KW and the given party
 // info, and returns it with the header a parsed JWE would carry.
-func wrapECDH(t *testing.T, k *Key, apu, apv []byte) (kms.WrappedKey, []byte) {
+func wrapECDH(t *testing.T, k *Key, apu, apv []byte) (jwe.Recipient, []byte) {
 	t.Helper()
 	pub := k.Public().(*ecdsa.PublicKey)
 	eph := genEC(t, pub.Curve)
@@ -172,14 +196,12 @@ func wrapECDH(t *testing.T, k *Key, apu, apv []byte) (kms.WrappedKey, []byte) {
 	if err := json.Unmarshal(marshalJSON(t, jose.JSONWebKey{Key: &eph.PublicKey}), &epk); err != nil {
 		t.Fatal(err)
 	}
-	return kms.WrappedKey{
+	return jwe.Recipient{
 		Algorithm:    "ECDH-ES+A256KW",
 		EncryptedKey: ek,
-		Header: jose.Header{Algorithm: "ECDH-ES+A256KW", ExtraHeaders: map[jose.HeaderKey]any{
-			"epk": epk,
-			"apu": base64.RawURLEncoding.EncodeToString(apu),
-			"apv": base64.RawURLEncoding.EncodeToString(apv),
-		}},
+		EphemeralKey: rawJSON(epk),
+		PartyUInfo:   rawJSON(base64.RawURLEncoding.EncodeToString(apu)),
+		PartyVInfo:   rawJSON(base64.RawURLEncoding.EncodeToString(apv)),
 	}, cek
 }
 
@@ -195,12 +217,12 @@ func TestUnwrapMismatch(t *testing.T) {
 	tests := []struct {
 		name string
 		key  *Key
-		w    kms.WrappedKey
+		w    jwe.Recipient
 	}{
 		{"RSA other key", rsaB, toRSA},
 		{"RSA tampered", rsaA, tamper(toRSA)},
 		{"RSA other hash", rsaA, withAlg(toRSA, "RSA-OAEP")},
-		{"RSA empty", rsaA, kms.WrappedKey{Algorithm: "RSA-OAEP-256"}},
+		{"RSA empty", rsaA, jwe.Recipient{Algorithm: "RSA-OAEP-256"}},
 		{"ECDH other key", ecE, toEC},
 		{"ECDH tampered", ecC, tamper(toEC)},
 		{"ECDH truncated", ecC, withEncryptedKey(toEC, toEC.EncryptedKey[:8])},
@@ -209,7 +231,7 @@ func TestUnwrapMismatch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			cek, err := tt.key.Unwrap(t.Context(), tt.w)
-			if !errors.Is(err, kms.ErrKeyMismatch) {
+			if !errors.Is(err, jwe.ErrKeyMismatch) {
 				t.Fatalf("got %x, %v; want a mismatch", cek, err)
 			}
 			if !strings.HasPrefix(err.Error(), tt.w.Algorithm+": ") {
@@ -227,14 +249,17 @@ func TestUnwrapErrors(t *testing.T) {
 	toEC := wrappedKey(t, ecKey, "ECDH-ES+A256KW")
 	// An epk on P-384: a valid point, but on another curve.
 	onP384 := wrappedKey(t, loadKeys(t, "ec-p384-pkcs8.pem")[0], "ECDH-ES+A256KW")
-	epk := toEC.Header.ExtraHeaders["epk"].(map[string]any)
+	var epk map[string]any
+	if err := json.Unmarshal(toEC.EphemeralKey, &epk); err != nil {
+		t.Fatal(err)
+	}
 	offCurve := maps.Clone(epk)
 	offCurve["x"], offCurve["y"] = epk["y"], epk["x"]
 
 	tests := []struct {
 		name    string
 		key     *Key
-		w       kms.WrappedKey
+		w       jwe.Recipient
 		wantErr string
 	}{
 		{"RSA1_5", rsaKey, withAlg(toEC, "RSA1_5"), `unsupported algorithm "RSA1_5"`},
@@ -245,7 +270,7 @@ func TestUnwrapErrors(t *testing.T) {
 		{"ECDH to RSA key", rsaKey, toEC, `algorithm "ECDH-ES+A256KW" does not fit an RSA key`},
 		{"RSA-OAEP-256 to EC key", ecKey, withAlg(toEC, "RSA-OAEP-256"), `algorithm "RSA-OAEP-256" does not fit an EC key`},
 		{"no epk", ecKey, withHeader(toEC, "epk", nil), `ECDH-ES+A256KW: header has no "epk"`},
-		{"epk on another curve", ecKey, withHeader(toEC, "epk", onP384.Header.ExtraHeaders["epk"]), `"epk" is on P-384, the key on P-256`},
+		{"epk on another curve", ecKey, withHeader(toEC, "epk", onP384.EphemeralKey), `"epk" is on P-384, the key on P-256`},
 		{"epk off the curve", ecKey, withHeader(toEC, "epk", offCurve), `header "epk": `},
 		{"epk private", ecKey, withHeader(toEC, "epk", jose.JSONWebKey{Key: genEC(t, ecKey.ec.Curve)}), `header "epk" is *ecdsa.PrivateKey, not an EC public key`},
 		{"epk RSA", ecKey, withHeader(toEC, "epk", jose.JSONWebKey{Key: rsaKey.Public()}), `header "epk" is *rsa.PublicKey`},
@@ -260,7 +285,7 @@ func TestUnwrapErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)
 			}
-			if errors.Is(err, kms.ErrKeyMismatch) {
+			if errors.Is(err, jwe.ErrKeyMismatch) {
 				t.Errorf("error %q is a mismatch; want a fatal error", err)
 			}
 			assertNoSecrets(t, err, tt.key, tt.w.EncryptedKey)
@@ -273,7 +298,7 @@ func TestUnwrapEPKAsJSONWebKey(t *testing.T) {
 	k := loadKeys(t, "ec-p384-pkcs8.pem")[0]
 	w, cek := wrapECDH(t, k, nil, nil)
 	var jwk jose.JSONWebKey
-	if err := jwk.UnmarshalJSON(marshalJSON(t, w.Header.ExtraHeaders["epk"])); err != nil {
+	if err := jwk.UnmarshalJSON(w.EphemeralKey); err != nil {
 		t.Fatal(err)
 	}
 	for _, epk := range []any{jwk, &jwk} {
@@ -301,7 +326,7 @@ func TestKeyringWithLocalKeys(t *testing.T) {
 	t.Parallel()
 	rsaKey := loadKeys(t, "rsa2048-pkcs1.pem")[0]
 	ecKey := loadKeys(t, "ec-p256-sec1.pem")[0]
-	ring, err := kms.NewKeyring(
+	ring, err := kms.NewKeyring(kms.Options{},
 		kms.Entry{Decrypter: rsaKey, Provider: "local", Namespaces: []string{"hr-*"}},
 		kms.Entry{Decrypter: ecKey, Provider: "local"},
 	)
@@ -313,7 +338,7 @@ func TestKeyringWithLocalKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := kms.WrappedKey{KeyID: rsaKey.KeyID(), Algorithm: "RSA-OAEP-256", EncryptedKey: ek}
+	w := jwe.Recipient{KeyID: rsaKey.KeyID(), Algorithm: "RSA-OAEP-256", EncryptedKey: ek}
 	got, err := ring.Unwrap(t.Context(), "hr-payroll", w)
 	if err != nil {
 		t.Fatal(err)
@@ -327,44 +352,41 @@ func TestKeyringWithLocalKeys(t *testing.T) {
 	}
 
 	// The EC key's kid on an RSA-wrapped key: the key does not fit the algorithm.
-	_, err = ring.Unwrap(t.Context(), "hr-payroll", kms.WrappedKey{KeyID: ecKey.KeyID(), Algorithm: "RSA-OAEP-256", EncryptedKey: ek})
-	if err == nil || errors.Is(err, kms.ErrKeyMismatch) {
+	_, err = ring.Unwrap(t.Context(), "hr-payroll", jwe.Recipient{KeyID: ecKey.KeyID(), Algorithm: "RSA-OAEP-256", EncryptedKey: ek})
+	if err == nil || errors.Is(err, jwe.ErrKeyMismatch) {
 		t.Errorf("EC key for RSA-OAEP-256: got error %v, want a fatal error", err)
 	}
 
 	tampered := tamper(w)
 	_, err = ring.Unwrap(t.Context(), "hr-payroll", tampered)
 	want := `unwrap with key "` + rsaKey.KeyID() + `" (local): RSA-OAEP-256: key does not match`
-	if !errors.Is(err, kms.ErrKeyMismatch) || err.Error() != want {
+	if !errors.Is(err, jwe.ErrKeyMismatch) || err.Error() != want {
 		t.Errorf("tampered: got error %v, want %q", err, want)
 	}
 	assertNoSecrets(t, err, rsaKey, cek, tampered.EncryptedKey)
 }
 
-func tamper(w kms.WrappedKey) kms.WrappedKey {
+func tamper(w jwe.Recipient) jwe.Recipient {
 	ek := bytes.Clone(w.EncryptedKey)
 	ek[len(ek)/2] ^= 1
 	return withEncryptedKey(w, ek)
 }
 
-func withEncryptedKey(w kms.WrappedKey, ek []byte) kms.WrappedKey {
+func withEncryptedKey(w jwe.Recipient, ek []byte) jwe.Recipient {
 	w.EncryptedKey = ek
 	return w
 }
 
-func withAlg(w kms.WrappedKey, alg string) kms.WrappedKey {
+func withAlg(w jwe.Recipient, alg string) jwe.Recipient {
 	w.Algorithm = alg
 	return w
 }
 
-// withHeader returns w with header name set to v, or removed when v is nil.
-func withHeader(w kms.WrappedKey, name jose.HeaderKey, v any) kms.WrappedKey {
-	w.Header.ExtraHeaders = maps.Clone(w.Header.ExtraHeaders)
-	if v == nil {
-		delete(w.Header.ExtraHeaders, name)
-	} else {
-		w.Header.ExtraHeaders[name] = v
-	}
+// withHeader returns w with header name ("epk", "apu" or "apv") set to v, or
+// removed when v is nil.
+func withHeader(w jwe.Recipient, name string, v any) jwe.Recipient {
+	field := map[string]*json.RawMessage{"epk": &w.EphemeralKey, "apu": &w.PartyUInfo, "apv": &w.PartyVInfo}[name]
+	*field = rawJSON(v)
 	return w
 }
 

@@ -21,7 +21,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
-	"github.com/jwe-webhook/jwe-webhook/internal/kms"
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 )
 
 const (
@@ -29,12 +29,6 @@ const (
 	maxKeyFileSize = 1 << 20
 	minRSABits     = 2048
 )
-
-// PublicKey is a key to encrypt to, as ParsePublicKeys returns it: KeyID is the
-// JWK's own "kid" if it named one, else the key's thumbprint (see KeyID), and
-// Algorithm the JWK's "alg" if it named one, else "RSA-OAEP-256" for RSA and
-// "ECDH-ES+A256KW" for EC keys.
-type PublicKey = kms.PublicKey
 
 // LoadFile reads the private keys in the file at path, which may be at most
 // 1 MiB, with ParsePrivateKeys.
@@ -44,7 +38,7 @@ func LoadFile(path string) ([]*Key, error) {
 
 // LoadPublicFile reads the public keys in the file at path, which may be at
 // most 1 MiB, with ParsePublicKeys.
-func LoadPublicFile(path string) ([]PublicKey, error) {
+func LoadPublicFile(path string) ([]jwe.PublicKey, error) {
 	return loadFile(path, ParsePublicKeys)
 }
 
@@ -95,8 +89,10 @@ func ParsePrivateKeys(data []byte) ([]*Key, error) {
 // ParsePublicKeys parses the public keys in data: PEM blocks ("PUBLIC KEY",
 // "RSA PUBLIC KEY", "CERTIFICATE"), a JWK, or a JWK Set; of a private JWK the
 // public half is used. It applies the rules of ParsePrivateKeys and gives the
-// same key IDs.
-func ParsePublicKeys(data []byte) ([]PublicKey, error) {
+// same key IDs: KeyID is the JWK's own "kid" if it named one, else the key's
+// thumbprint (see KeyID), and Algorithm the JWK's "alg" if it named one, else
+// "RSA-OAEP-256" for RSA and "ECDH-ES+A256KW" for EC keys.
+func ParsePublicKeys(data []byte) ([]jwe.PublicKey, error) {
 	return parseAll(data, newPublicKey)
 }
 
@@ -211,23 +207,23 @@ func ecPairMatches(priv *ecdsa.PrivateKey) bool {
 	return err == nil && derived.PublicKey().Equal(pub)
 }
 
-func newPublicKey(p parsed) (PublicKey, error) {
+func newPublicKey(p parsed) (jwe.PublicKey, error) {
 	pub := p.key
 	if priv, ok := pub.(privateKey); ok {
 		if p.pemType != "" {
-			return PublicKey{}, errors.New("holds a private key; give the public key")
+			return jwe.PublicKey{}, errors.New("holds a private key; give the public key")
 		}
 		pub = priv.Public()
 	}
 	alg, err := checkPublic(pub, p.alg, p.use)
 	if err != nil {
-		return PublicKey{}, err
+		return jwe.PublicKey{}, err
 	}
 	kid, err := keyIDOr(p.kid, pub)
 	if err != nil {
-		return PublicKey{}, err
+		return jwe.PublicKey{}, err
 	}
-	return PublicKey{Key: pub, KeyID: kid, Algorithm: alg}, nil
+	return jwe.PublicKey{Key: pub, KeyID: kid, Algorithm: alg}, nil
 }
 
 // checkPublic applies the size and curve rules to pub and returns the

@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
-	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/vault"
 )
 
@@ -173,17 +172,17 @@ func newKey(t *testing.T, cfg vault.Config) *vault.Key {
 // unwrapper feeds jwe's decryption through a vault.Key, as the keyring does.
 type unwrapper struct{ k *vault.Key }
 
-func (u unwrapper) UnwrapKey(ctx context.Context, r jwe.Recipient) ([]byte, error) {
-	return u.k.Unwrap(ctx, kms.WrappedKey(r))
+func (u unwrapper) Unwrap(ctx context.Context, r jwe.Recipient) ([]byte, error) {
+	return u.k.Unwrap(ctx, r)
 }
 
 // encrypt encrypts plaintext to pk as the custodian CLI does.
-func encrypt(t *testing.T, pk kms.PublicKey, plaintext string) *jwe.Object {
+func encrypt(t *testing.T, pk jwe.PublicKey, plaintext string) *jwe.Object {
 	t.Helper()
 	return encryptAlg(t, pk, pk.Algorithm, plaintext)
 }
 
-func encryptAlg(t *testing.T, pk kms.PublicKey, alg, plaintext string) *jwe.Object {
+func encryptAlg(t *testing.T, pk jwe.PublicKey, alg, plaintext string) *jwe.Object {
 	t.Helper()
 	value, err := jwe.Encrypt([]byte(plaintext), jwe.Scope{Namespace: "hr"}, "", jwe.PublicKey{Key: pk.Key, KeyID: pk.KeyID, Algorithm: alg})
 	if err != nil {
@@ -221,7 +220,7 @@ func decryptErr(t *testing.T, k *vault.Key, obj *jwe.Object) error {
 	return err
 }
 
-func publicKey(t *testing.T, k *vault.Key) kms.PublicKey {
+func publicKey(t *testing.T, k *vault.Key) jwe.PublicKey {
 	t.Helper()
 	pk, err := k.PublicKey(t.Context())
 	if err != nil {
@@ -260,7 +259,7 @@ func caseVaultEncryptedKey(t *testing.T, e *vaultEnv) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := k.Unwrap(t.Context(), kms.WrappedKey{KeyID: vault.KeyIDFor(e.mount, name, 1), Algorithm: "RSA-OAEP-256", EncryptedKey: encryptedKey})
+	got, err := k.Unwrap(t.Context(), jwe.Recipient{KeyID: vault.KeyIDFor(e.mount, name, 1), Algorithm: "RSA-OAEP-256", EncryptedKey: encryptedKey})
 	if err != nil {
 		t.Fatalf("Unwrap: %v", err)
 	}
@@ -271,7 +270,7 @@ func caseVaultEncryptedKey(t *testing.T, e *vaultEnv) {
 
 // rotated creates a key, encrypts a value to version 1, rotates and encrypts
 // another to version 2.
-func rotated(t *testing.T, e *vaultEnv) (k *vault.Key, pk1 kms.PublicKey, v1, v2 *jwe.Object) {
+func rotated(t *testing.T, e *vaultEnv) (k *vault.Key, pk1 jwe.PublicKey, v1, v2 *jwe.Object) {
 	t.Helper()
 	name := e.createKey(t)
 	k = e.newKey(t, name)
@@ -306,7 +305,7 @@ func caseMinDecryptionVersion(t *testing.T, e *vaultEnv) {
 	name := strings.TrimPrefix(k.KeyID(), "vault://"+e.mount+"/")
 	e.write(t, "keys/"+name+"/config", map[string]any{"min_decryption_version": 2})
 	err := decryptErr(t, k, v1)
-	if !errors.Is(err, vault.ErrVersionTooOld) || errors.Is(err, kms.ErrKeyMismatch) {
+	if !errors.Is(err, vault.ErrVersionTooOld) || errors.Is(err, jwe.ErrKeyMismatch) {
 		t.Errorf("version 1 below min_decryption_version: %v, want ErrVersionTooOld and no mismatch", err)
 	}
 	if !strings.Contains(err.Error(), "min_decryption_version") {
@@ -341,9 +340,9 @@ func caseKidOfAnotherKey(t *testing.T, e *vaultEnv) {
 		vault.KeyIDFor(e.mount, name, 0),
 		"projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1",
 	} {
-		w := kms.WrappedKey(obj.Recipients[0])
+		w := obj.Recipients[0]
 		w.KeyID = kid
-		if _, err := k.Unwrap(t.Context(), w); !errors.Is(err, kms.ErrKeyMismatch) {
+		if _, err := k.Unwrap(t.Context(), w); !errors.Is(err, jwe.ErrKeyMismatch) {
 			t.Errorf("Unwrap with kid %q: %v, want ErrKeyMismatch", kid, err)
 		}
 	}
@@ -357,7 +356,7 @@ func caseWrongKeyMaterial(t *testing.T, e *vaultEnv) {
 	pk := publicKey(t, other)
 	pk.KeyID = publicKey(t, k).KeyID
 	err := decryptErr(t, k, encrypt(t, pk, "x"))
-	if !errors.Is(err, kms.ErrKeyMismatch) {
+	if !errors.Is(err, jwe.ErrKeyMismatch) {
 		t.Errorf("value for another key: %v, want ErrKeyMismatch", err)
 	}
 }
@@ -367,7 +366,7 @@ func caseVersionTooNew(t *testing.T, e *vaultEnv) {
 	k := e.newKey(t, name)
 	pk := publicKey(t, k)
 	pk.KeyID = vault.KeyIDFor(e.mount, name, 9)
-	if err := decryptErr(t, k, encrypt(t, pk, "x")); !errors.Is(err, kms.ErrKeyMismatch) {
+	if err := decryptErr(t, k, encrypt(t, pk, "x")); !errors.Is(err, jwe.ErrKeyMismatch) {
 		t.Errorf("version 9 of a key at version 1: %v, want ErrKeyMismatch", err)
 	}
 }
@@ -375,7 +374,7 @@ func caseVersionTooNew(t *testing.T, e *vaultEnv) {
 func caseRSAOAEPRefused(t *testing.T, e *vaultEnv) {
 	k := e.newKey(t, e.createKey(t))
 	err := decryptErr(t, k, encryptAlg(t, publicKey(t, k), "RSA-OAEP", "x"))
-	if errors.Is(err, kms.ErrKeyMismatch) || !strings.Contains(err.Error(), "SHA-256") {
+	if errors.Is(err, jwe.ErrKeyMismatch) || !strings.Contains(err.Error(), "SHA-256") {
 		t.Errorf("RSA-OAEP value: %v, want a refusal naming SHA-256", err)
 	}
 }

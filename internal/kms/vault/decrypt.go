@@ -14,18 +14,18 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/jwe-webhook/jwe-webhook/internal/kms"
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 )
 
 // Unwrap asks Vault to decrypt w's encrypted content key with the key version
 // that w.KeyID names, and returns the content key.
 //
-// The error wraps kms.ErrKeyMismatch when w.KeyID is not a version of this
+// The error wraps jwe.ErrKeyMismatch when w.KeyID is not a version of this
 // key or Vault finds that the version does not open the value; ErrVersionTooOld
 // when the version is below the key's min_decryption_version;
 // ErrPermissionDenied when Vault refuses the token; and the context's error
 // when ctx ends first. Errors never hold the ciphertext or the content key.
-func (k *Key) Unwrap(ctx context.Context, w kms.WrappedKey) ([]byte, error) {
+func (k *Key) Unwrap(ctx context.Context, w jwe.Recipient) ([]byte, error) {
 	version, err := k.version(w.KeyID)
 	if err != nil {
 		return nil, err
@@ -85,7 +85,7 @@ func (k *Key) decryptError(ctx context.Context, version int, err error) error {
 		strings.Contains(msg, "no such key version") ||
 		strings.Contains(msg, "message authentication failed")),
 		(re.StatusCode == 400 || re.StatusCode == 500) && strings.Contains(msg, "failed to RSA decrypt"):
-		return fmt.Errorf("vault: version %d of %s does not open this value (%s): %w", version, k.family, brief(re.Errors), kms.ErrKeyMismatch)
+		return fmt.Errorf("vault: version %d of %s does not open this value (%s): %w", version, k.family, brief(re.Errors), jwe.ErrKeyMismatch)
 	}
 	return serviceError(ctx, err)
 }

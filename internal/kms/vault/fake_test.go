@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/jwe-webhook/jwe-webhook/internal/kms"
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/vault"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/vault/vaulttest"
 )
@@ -89,14 +89,14 @@ func TestRefusedBeforeCallingVault(t *testing.T) {
 	s, cfg := fakeKey(t, "transit")
 	k := newKey(t, cfg)
 	pk := publicKey(t, k)
-	w := kms.WrappedKey(encrypt(t, pk, "x").Recipients[0])
-	for _, mutate := range []func(*kms.WrappedKey){
-		func(w *kms.WrappedKey) { w.Algorithm = "RSA-OAEP" },
-		func(w *kms.WrappedKey) { w.Algorithm = "ECDH-ES+A256KW" },
-		func(w *kms.WrappedKey) { w.KeyID = "vault://transit/other?version=1" },
-		func(w *kms.WrappedKey) { w.KeyID = "vault://transit/webhook" },
-		func(w *kms.WrappedKey) { w.KeyID = "vault://transit/webhook?version=01" },
-		func(w *kms.WrappedKey) { w.EncryptedKey = nil },
+	w := encrypt(t, pk, "x").Recipients[0]
+	for _, mutate := range []func(*jwe.Recipient){
+		func(w *jwe.Recipient) { w.Algorithm = "RSA-OAEP" },
+		func(w *jwe.Recipient) { w.Algorithm = "ECDH-ES+A256KW" },
+		func(w *jwe.Recipient) { w.KeyID = "vault://transit/other?version=1" },
+		func(w *jwe.Recipient) { w.KeyID = "vault://transit/webhook" },
+		func(w *jwe.Recipient) { w.KeyID = "vault://transit/webhook?version=01" },
+		func(w *jwe.Recipient) { w.EncryptedKey = nil },
 	} {
 		w := w
 		mutate(&w)
@@ -224,7 +224,7 @@ func TestStaticTokenRevoked(t *testing.T) {
 	obj := encrypt(t, publicKey(t, k), "x")
 	s.RevokeToken("static")
 	err := decryptErr(t, k, obj)
-	if !errors.Is(err, vault.ErrPermissionDenied) || errors.Is(err, kms.ErrKeyMismatch) {
+	if !errors.Is(err, vault.ErrPermissionDenied) || errors.Is(err, jwe.ErrKeyMismatch) {
 		t.Errorf("revoked token: %v, want ErrPermissionDenied", err)
 	}
 	if n := s.Calls(vaulttest.OpDecrypt); n != 1 {
@@ -240,7 +240,7 @@ func TestServerDown(t *testing.T) {
 
 	s.SetUnavailable(true)
 	err := decryptErr(t, k, obj)
-	if errors.Is(err, kms.ErrKeyMismatch) || !strings.Contains(err.Error(), "vault: HTTP 503: Vault is sealed") {
+	if errors.Is(err, jwe.ErrKeyMismatch) || !strings.Contains(err.Error(), "vault: HTTP 503: Vault is sealed") {
 		t.Errorf("sealed: %v", err)
 	}
 	s.SetUnavailable(false)
@@ -249,7 +249,7 @@ func TestServerDown(t *testing.T) {
 	// The first call may find the pooled connection closed, the next finds
 	// no listener.
 	s.Close()
-	if err := decryptErr(t, k, obj); errors.Is(err, kms.ErrKeyMismatch) || !strings.Contains(err.Error(), "vault: connection") {
+	if err := decryptErr(t, k, obj); errors.Is(err, jwe.ErrKeyMismatch) || !strings.Contains(err.Error(), "vault: connection") {
 		t.Errorf("server closed: %v", err)
 	}
 	if err := decryptErr(t, k, obj); !strings.Contains(err.Error(), "vault: connection refused") {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 )
 
@@ -26,49 +27,49 @@ type keyInfo struct {
 
 // PublicKey returns the public key of the latest version of the transit key,
 // with that version's key ID, to encrypt to with RSA-OAEP-256.
-func (k *Key) PublicKey(ctx context.Context) (kms.PublicKey, error) {
+func (k *Key) PublicKey(ctx context.Context) (jwe.PublicKey, error) {
 	return k.publicKey(ctx, 0)
 }
 
 // PublicKeyVersion returns the public key of version n (n ≥ 1) of the transit
 // key, which must be one Vault still decrypts with (at least
 // min_decryption_version).
-func (k *Key) PublicKeyVersion(ctx context.Context, n int) (kms.PublicKey, error) {
+func (k *Key) PublicKeyVersion(ctx context.Context, n int) (jwe.PublicKey, error) {
 	if n < 1 {
-		return kms.PublicKey{}, fmt.Errorf("key version %d: versions start at 1", n)
+		return jwe.PublicKey{}, fmt.Errorf("key version %d: versions start at 1", n)
 	}
 	return k.publicKey(ctx, n)
 }
 
 // publicKey returns the public key of version n, or of the latest version
 // when n is 0.
-func (k *Key) publicKey(ctx context.Context, n int) (kms.PublicKey, error) {
+func (k *Key) publicKey(ctx context.Context, n int) (jwe.PublicKey, error) {
 	info, err := k.readKey(ctx)
 	if err != nil {
-		return kms.PublicKey{}, err
+		return jwe.PublicKey{}, err
 	}
 	bits, ok := rsaBits[info.Type]
 	if !ok {
-		return kms.PublicKey{}, fmt.Errorf("vault: %s is a %q key, not rsa-2048, rsa-3072 or rsa-4096", k.family, info.Type)
+		return jwe.PublicKey{}, fmt.Errorf("vault: %s is a %q key, not rsa-2048, rsa-3072 or rsa-4096", k.family, info.Type)
 	}
 	if n == 0 {
 		n = info.LatestVersion
 	}
 	raw, ok := info.Keys[strconv.Itoa(n)]
 	if !ok {
-		return kms.PublicKey{}, fmt.Errorf("vault: %s has no version %d that decrypts (versions %d to %d)", k.family, n, info.MinDecryptionVersion, info.LatestVersion)
+		return jwe.PublicKey{}, fmt.Errorf("vault: %s has no version %d that decrypts (versions %d to %d)", k.family, n, info.MinDecryptionVersion, info.LatestVersion)
 	}
 	var version struct {
 		PublicKey string `json:"public_key"`
 	}
 	if err := json.Unmarshal(raw, &version); err != nil || version.PublicKey == "" {
-		return kms.PublicKey{}, fmt.Errorf("vault: version %d of %s has no public key", n, k.family)
+		return jwe.PublicKey{}, fmt.Errorf("vault: version %d of %s has no public key", n, k.family)
 	}
 	pub, err := kms.ParseRSAPublicKeyPEM(version.PublicKey, bits)
 	if err != nil {
-		return kms.PublicKey{}, fmt.Errorf("vault: version %d of %s: %w", n, k.family, err)
+		return jwe.PublicKey{}, fmt.Errorf("vault: version %d of %s: %w", n, k.family, err)
 	}
-	return kms.PublicKey{Key: pub, KeyID: KeyIDFor(k.mount, k.key, n), Algorithm: Algorithm}, nil
+	return jwe.PublicKey{Key: pub, KeyID: KeyIDFor(k.mount, k.key, n), Algorithm: Algorithm}, nil
 }
 
 // readKey reads the transit key's details.

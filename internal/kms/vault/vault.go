@@ -31,6 +31,7 @@ import (
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 )
 
@@ -143,9 +144,7 @@ type Key struct {
 }
 
 var (
-	_ kms.Decrypter    = (*Key)(nil)
-	_ kms.KeyIDMatcher = (*Key)(nil)
-	_ kms.PublicKeyer  = (*Key)(nil)
+	_ kms.Decrypter = (*Key)(nil)
 )
 
 // New checks cfg, builds a Vault client and logs in: with AuthToken it looks
@@ -319,16 +318,16 @@ func (k *Key) MatchKeyID(kid string) bool {
 }
 
 // version returns the key version kid names. The error wraps
-// kms.ErrKeyMismatch when kid is not a version of this key.
+// jwe.ErrKeyMismatch when kid is not a version of this key.
 func (k *Key) version(kid string) (int, error) {
 	mount, key, version, err := ParseKeyID(kid)
 	switch {
 	case err != nil:
-		return 0, fmt.Errorf("%w: %w", err, kms.ErrKeyMismatch)
+		return 0, fmt.Errorf("%w: %w", err, jwe.ErrKeyMismatch)
 	case mount != k.mount || key != k.key:
-		return 0, fmt.Errorf("key ID %q is not a version of %s: %w", kid, k.family, kms.ErrKeyMismatch)
+		return 0, fmt.Errorf("key ID %q is not a version of %s: %w", kid, k.family, jwe.ErrKeyMismatch)
 	case version == 0:
-		return 0, fmt.Errorf("key ID %q names no version (want %s?version=N): %w", kid, k.family, kms.ErrKeyMismatch)
+		return 0, fmt.Errorf("key ID %q names no version (want %s?version=N): %w", kid, k.family, jwe.ErrKeyMismatch)
 	}
 	return version, nil
 }

@@ -1,0 +1,89 @@
+package kms
+
+import (
+	"context"
+	"time"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
+)
+
+// Options are what a Keyring puts around every key it holds. This file is the
+// one place the chain is assembled; from the keyring inwards each unwrap
+// passes through:
+//
+//  1. the Timeout, set by Keyring.Unwrap;
+//  2. Observer.Unwrapped, once per unwrap, cache hits included;
+//  3. the Cache, which answers repeated unwraps and merges identical ones in
+//     flight;
+//  4. Observer.KeyServiceCalled, once per call the cache did not answer;
+//  5. the key's Decrypter, the key service.
+//
+// A decorator embeds the Decrypter it wraps, so KeyID and MatchKeyID reach
+// the key service unchanged.
+type Options struct {
+	// Timeout bounds each call to a key service, under whatever deadline the
+	// caller's context already has. Zero means only the caller's.
+	Timeout time.Duration
+	// Cache, when not nil, keeps unwrapped content keys.
+	Cache *Cache
+	// Observer, when not nil, is told of every unwrap and key-service call;
+	// internal/metrics records them.
+	Observer Observer
+}
+
+// Observer records what the keyring's chain sees. Its methods must be safe
+// for concurrent use and quick: they run on every unwrap.
+type Observer interface {
+	// Unwrapped is called after each unwrap by the key configured as kid,
+	// cache hits included, with its error (nil on success).
+	Unwrapped(kid, provider string, err error)
+	// KeyServiceCalled is called after each call that reached the key
+	// service of provider, failures included, with how long it took.
+	KeyServiceCalled(provider string, took time.Duration)
+}
+
+// chain returns d with the decorators of o around it; see Options.
+func (o Options) chain(provider string, d Decrypter) Decrypter {
+	if o.Observer != nil {
+		d = &timed{Decrypter: d, provider: provider, obs: o.Observer}
+	}
+	if o.Cache != nil {
+		d = o.Cache.Decrypter(d)
+	}
+	if o.Observer != nil {
+		d = &counted{Decrypter: d, provider: provider, obs: o.Observer}
+	}
+	return d
+}
+
+// timed reports the duration of each key-service call.
+type timed struct {
+	Decrypter
+	provider string
+	obs      Observer
+}
+
+func (d *timed) Unwrap(ctx context.Context, r jwe.Recipient) ([]byte, error) {
+	start := time.Now()
+	cek, err := d.Decrypter.Unwrap(ctx, r)
+	d.obs.KeyServiceCalled(d.provider, time.Since(start))
+	return cek, err
+}
+
+// counted reports each unwrap and its outcome.
+type counted struct {
+	Decrypter
+	provider string
+	obs      Observer
+}
+
+func (d *counted) Unwrap(ctx context.Context, r jwe.Recipient) ([]byte, error) {
+	cek, err := d.Decrypter.Unwrap(ctx, r)
+	d.obs.Unwrapped(d.KeyID(), d.provider, err)
+	return cek, err
+}
+
+var (
+	_ Decrypter = (*timed)(nil)
+	_ Decrypter = (*counted)(nil)
+)
