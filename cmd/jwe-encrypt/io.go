@@ -54,11 +54,15 @@ func readAll(r io.Reader, name string, limit int64) ([]byte, error) {
 // path (through a symbolic link to its target), replacing it in one rename
 // and keeping its mode, so that an interrupted run leaves the old file whole.
 func (c *cli) write(path string, data []byte) error {
+	return c.writeMode(path, data, 0o644)
+}
+
+// writeMode is write with the mode of a new file.
+func (c *cli) writeMode(path string, data []byte, mode fs.FileMode) error {
 	if path == "" {
 		_, err := c.stdout.Write(data)
 		return err
 	}
-	mode := fs.FileMode(0o644)
 	if target, err := filepath.EvalSymlinks(path); err == nil {
 		path = target
 	}

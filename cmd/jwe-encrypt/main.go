@@ -39,12 +39,14 @@ Usage:
     jwe-encrypt inspect [FILE]
     jwe-encrypt lint [--strict] PATH...
     jwe-encrypt rekey [-k KEY]... (--add RECIPIENT | --remove KID | --to RECIPIENT)... [-i | --dry-run] PATH...
+    jwe-encrypt decrypt [-k KEY]... [--reveal [-o FILE]] [FILE]
 
 Commands:
     (none)     Encrypt one value, or the Secrets of a manifest with -f.
     inspect    Show how values are encrypted and what they are bound to.
     lint       Report Secret values in files that are not encrypted.
     rekey      Re-encrypt values for other keys: rotate, add or retire a key.
+    decrypt    Break glass: open values with a recovery key (--reveal).
 
 Run 'jwe-encrypt -h' for the options of encryption, 'jwe-encrypt COMMAND -h'
 for those of a command.
@@ -119,6 +121,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			return c.lint(args[1:])
 		case "rekey":
 			return c.rekey(ctx, args[1:])
+		case "decrypt":
+			return c.decrypt(ctx, args[1:])
 		case "help":
 			fmt.Fprint(c.stdout, usage)
 			return nil
