@@ -165,9 +165,9 @@ const decryptUsage = `usage:
     decrypt-for-test KEYS NAMESPACE NAME < JWE     print the plaintext, quoted
     decrypt-for-test KEYS -f MANIFEST              print ns/name key="plaintext" per value
 KEYS is a comma-separated list of private key files, gcpkms://NAME and
-vault://MOUNT/KEY (reached as jwe-encrypt reaches them). Values are checked
-against the Secret's namespace and name, and decrypted through a keyring,
-as the webhook does.`
+vault://MOUNT/KEY (reached as jwe-encrypt reaches them). Each Secret goes
+through the webhook's own admission logic (admission.Reviewer) with a
+keyring of KEYS: a denial is an error holding its code and message.`
 
 // decryptForTest is the scripts' stand-in for the webhook.
 func decryptForTest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -256,30 +256,63 @@ func keyring(ctx context.Context, specs []string) (*kms.Keyring, func(), error) 
 	return kr, closeAll, err
 }
 
-// unwrapper is the keyring in one namespace, as jwe.Object.Decrypt asks it.
-type unwrapper struct {
-	kr        *kms.Keyring
-	namespace string
-}
-
-func (u unwrapper) Unwrap(ctx context.Context, r jwe.Recipient) ([]byte, error) {
-	return u.kr.Unwrap(ctx, u.namespace, r)
-}
-
-// decryptValue checks a JWE's scope against the Secret namespace/name and
-// decrypts it.
+// decryptValue has the webhook's admission logic review the CREATE of Secret
+// namespace/name holding value, and returns the plaintext it patches in.
 func decryptValue(ctx context.Context, kr *kms.Keyring, value []byte, namespace, name string) ([]byte, error) {
-	obj, err := jwe.Parse(value)
+	if !jwe.Detect(value) {
+		return nil, jwe.ErrNotJWE
+	}
+	pts, err := review(ctx, kr, namespace, name, map[string][]byte{"value": value})
 	if err != nil {
 		return nil, err
 	}
-	if err := obj.Scope.Check(namespace, name); err != nil {
-		return nil, err
-	}
-	pt, _, err := obj.Decrypt(ctx, unwrapper{kr, namespace})
-	return pt, err
+	return pts["value"], nil
 }
 
+// review sends the CREATE of Secret namespace/name with data through
+// admission.Reviewer, as the apiserver sends it to the webhook, and returns
+// the values its patch sets. A denial is an error holding its message.
+func review(ctx context.Context, kr *kms.Keyring, namespace, name string, data map[string][]byte) (map[string][]byte, error) {
+	raw, err := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Secret",
+		"metadata": map[string]any{"name": name, "namespace": namespace}, "data": data})
+	if err != nil {
+		return nil, err
+	}
+	req := &admissionv1.AdmissionRequest{
+		UID:       "decrypt-for-test",
+		Kind:      metav1.GroupVersionKind{Version: "v1", Kind: "Secret"},
+		Resource:  metav1.GroupVersionResource{Version: "v1", Resource: "secrets"},
+		Operation: admissionv1.Create,
+		Namespace: namespace,
+		Name:      name,
+		Object:    runtime.RawExtension{Raw: raw},
+	}
+	resp := admission.NewReviewer(kr, admission.Options{}).Review(ctx, zap.NewNop(), req)
+	if !resp.Allowed {
+		return nil, fmt.Errorf("denied (%d): %s", resp.Result.Code, resp.Result.Message)
+	}
+	var patch []struct {
+		Op, Path string
+		Value    []byte
+	}
+	if len(resp.Patch) > 0 {
+		if err := json.Unmarshal(resp.Patch, &patch); err != nil {
+			return nil, fmt.Errorf("patch: %w", err)
+		}
+	}
+	out := map[string][]byte{}
+	for _, op := range patch {
+		key, ok := strings.CutPrefix(op.Path, "/data/")
+		if op.Op != "replace" || !ok {
+			return nil, fmt.Errorf("unexpected patch operation %s %s", op.Op, op.Path)
+		}
+		out[strings.NewReplacer("~1", "/", "~0", "~").Replace(key)] = op.Value
+	}
+	return out, nil
+}
+
+// decryptManifest reviews each Secret of a manifest as the apiserver would
+// send it (stringData merged into data) and prints every value.
 func decryptManifest(ctx context.Context, kr *kms.Keyring, path string, w io.Writer) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -290,16 +323,21 @@ func decryptManifest(ctx context.Context, kr *kms.Keyring, path string, w io.Wri
 		return err
 	}
 	for _, s := range f.Secrets() {
+		values := map[string][]byte{}
 		for _, v := range s.Values {
 			if v.Err != nil {
 				return fmt.Errorf("%s key %q: %w", s, v.Key, v.Err)
 			}
-			pt := v.Bytes
-			if jwe.Detect(v.Bytes) {
-				if pt, err = decryptValue(ctx, kr, v.Bytes, s.Namespace, s.Name); err != nil {
-					return fmt.Errorf("%s key %q: %w", s, v.Key, err)
-				}
-			} else {
+			values[v.Key] = v.Bytes
+		}
+		pts, err := review(ctx, kr, s.Namespace, s.Name, values)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+		for _, v := range s.Values {
+			pt, ok := pts[v.Key]
+			if !ok {
+				pt = v.Bytes
 				fmt.Fprint(w, "(not encrypted) ")
 			}
 			fmt.Fprintf(w, "%s %s=%q\n", s, v.Key, pt)
