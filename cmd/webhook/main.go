@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/jwe-webhook/jwe-webhook/internal/admission"
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/keyconfig"
 	"github.com/jwe-webhook/jwe-webhook/internal/metrics"
@@ -104,6 +105,20 @@ on the command line wins over the variable, and the variable over the default.
                                 $JWE_WEBHOOK_SHUTDOWN_TIMEOUT
   --concurrency N               values of one Secret unwrapped at once
                                 (default 32) $JWE_WEBHOOK_CONCURRENCY
+  --max-values-per-secret N     JWE values one Secret may hold; a Secret with
+                                more is refused (400) before any key service
+                                call (default 256)
+                                $JWE_WEBHOOK_MAX_VALUES_PER_SECRET
+  --max-recipients N            recipients one JWE value may have, at most 32
+                                (default 16) $JWE_WEBHOOK_MAX_RECIPIENTS
+  --max-jwe-bytes N             bytes the JWE values of one Secret may add up
+                                to (default 1048576, 1 MiB)
+                                $JWE_WEBHOOK_MAX_JWE_BYTES
+  --max-reviews-in-flight N     Secret reviews handled at once; past it a
+                                review is refused at once with 429 and
+                                Retry-After: 1, which kubectl and other
+                                client-go clients retry (default 64)
+                                $JWE_WEBHOOK_MAX_REVIEWS_IN_FLIGHT
 
 Examples:
   webhook --tls-cert-file /tls/tls.crt --tls-key-file /tls/tls.key \
@@ -133,6 +148,7 @@ type config struct {
 	certReloadInterval time.Duration
 	shutdownTimeout    time.Duration
 	concurrency        int
+	limits             admission.Limits
 }
 
 // stringList is a repeatable flag; each value may hold several comma-separated
@@ -199,6 +215,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.certReloadInterval, "cert-reload-interval", server.DefaultCertReloadInterval, "")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "")
 	fs.IntVar(&c.concurrency, "concurrency", 32, "")
+	fs.IntVar(&c.limits.MaxValues, "max-values-per-secret", admission.DefaultMaxValues, "")
+	fs.IntVar(&c.limits.MaxRecipients, "max-recipients", jwe.MaxRecipients, "")
+	fs.IntVar(&c.limits.MaxJWEBytes, "max-jwe-bytes", admission.DefaultMaxJWEBytes, "")
+	fs.IntVar(&c.limits.MaxReviews, "max-reviews-in-flight", admission.DefaultMaxReviews, "")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -252,6 +272,10 @@ func (c config) check() error {
 		return errors.New("--shutdown-timeout must be positive")
 	case c.concurrency < 1:
 		return errors.New("--concurrency must be at least 1")
+	case c.limits.MaxValues < 1, c.limits.MaxJWEBytes < 1, c.limits.MaxReviews < 1:
+		return errors.New("--max-values-per-secret, --max-jwe-bytes and --max-reviews-in-flight must be at least 1")
+	case c.limits.MaxRecipients < 1 || c.limits.MaxRecipients > jwe.RecipientsCeiling:
+		return fmt.Errorf("--max-recipients must be between 1 and %d", jwe.RecipientsCeiling)
 	}
 	return nil
 }
@@ -283,7 +307,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer keys.Close()
 
-	rev := admission.NewReviewer(keys, admission.Options{Concurrency: c.concurrency})
+	rev := admission.NewReviewer(keys, admission.Options{Concurrency: c.concurrency, Limits: c.limits})
 	cfg := server.Config{
 		Addr:               c.listen,
 		CertFile:           c.tlsCertFile,

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"go.uber.org/zap/zapcore"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/admission"
 )
 
 func env(vars map[string]string) func(string) string {
@@ -56,6 +58,9 @@ func TestParseConfigPrecedence(t *testing.T) {
 	if c.shutdownTimeout != 20*time.Second || c.maxRequestBytes != 8<<20 || c.concurrency != 32 {
 		t.Errorf("defaults: shutdown %v, max bytes %d, concurrency %d", c.shutdownTimeout, c.maxRequestBytes, c.concurrency)
 	}
+	if want := (admission.Limits{MaxValues: 256, MaxRecipients: 16, MaxJWEBytes: 1 << 20, MaxReviews: 64}); c.limits != want {
+		t.Errorf("default limits %+v, want %+v", c.limits, want)
+	}
 
 	c, err = parseConfig(append(required, "--key-file", "b.jwk"), env(vars), &bytes.Buffer{})
 	if err != nil {
@@ -79,6 +84,9 @@ func TestRunRejectsConfig(t *testing.T) {
 		{"bad level", append(required, "--log-level", "fatal"), nil, "want debug, info, warn or error"},
 		{"bad env", required, map[string]string{"JWE_WEBHOOK_CONCURRENCY": "many"}, `invalid value "many" for $JWE_WEBHOOK_CONCURRENCY`},
 		{"zero concurrency", append(required, "--concurrency", "0"), nil, "--concurrency must be at least 1"},
+		{"zero values per secret", append(required, "--max-values-per-secret", "0"), nil, "--max-values-per-secret, --max-jwe-bytes and --max-reviews-in-flight must be at least 1"},
+		{"zero reviews in flight", required, map[string]string{"JWE_WEBHOOK_MAX_REVIEWS_IN_FLIGHT": "0"}, "--max-reviews-in-flight must be at least 1"},
+		{"too many recipients", append(required, "--max-recipients", "33"), nil, "--max-recipients must be between 1 and 32"},
 		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined"},
 		{"argument", append(required, "extra"), nil, `unexpected argument "extra"`},
 		{"missing key file", required, nil, `key file "k.pem"`},

@@ -6,9 +6,7 @@ package admission
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -32,18 +30,22 @@ const (
 // maxReportedErrors caps how many failing data keys one denial lists.
 const maxReportedErrors = 5
 
-// Options tune a Reviewer.
+// Options tune a Reviewer. Zero fields take the defaults.
 type Options struct {
 	// Concurrency is how many values of one Secret are unwrapped at once.
 	// Zero means 32: enough that a Secret of many values waits about one
 	// key-service round trip, not one per value.
 	Concurrency int
+	Limits
 }
 
 // Reviewer answers AdmissionRequests for Secrets.
 type Reviewer struct {
 	u           Unwrapper
 	concurrency int
+	limits      Limits
+	parse       jwe.Limits
+	inFlight    chan struct{} // one token per review in flight
 }
 
 // NewReviewer returns a Reviewer that unwraps content keys through u.
@@ -51,7 +53,14 @@ func NewReviewer(u Unwrapper, opts Options) *Reviewer {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 32
 	}
-	return &Reviewer{u: u, concurrency: opts.Concurrency}
+	l := opts.Limits.withDefaults()
+	return &Reviewer{
+		u:           u,
+		concurrency: opts.Concurrency,
+		limits:      l,
+		parse:       jwe.Limits{MaxRecipients: l.MaxRecipients},
+		inFlight:    make(chan struct{}, l.MaxReviews),
+	}
 }
 
 // secret is the part of a v1 Secret the webhook reads.
@@ -84,6 +93,13 @@ func (r *Reviewer) Review(ctx context.Context, log *zap.Logger, req *admissionv1
 	if !isSecretWrite(req) {
 		return resp
 	}
+	select {
+	case r.inFlight <- struct{}{}:
+		defer func() { <-r.inFlight }()
+	default:
+		log.Warn("review refused: too many reviews in flight", zap.Int("limit", r.limits.MaxReviews))
+		return deny(resp, http.StatusTooManyRequests, fmt.Sprintf("the webhook is overloaded: %d reviews in flight, the most it takes (--max-reviews-in-flight); retry", r.limits.MaxReviews))
+	}
 	var s secret
 	if err := json.Unmarshal(req.Object.Raw, &s); err != nil {
 		return deny(resp, http.StatusBadRequest, "object is not a valid v1 Secret")
@@ -98,25 +114,7 @@ func (r *Reviewer) Review(ctx context.Context, log *zap.Logger, req *admissionv1
 		name = s.Metadata.Name
 	}
 
-	// Parse and check scope first: both are cheap and need no key service,
-	// so a value copied to the wrong place never reaches one.
-	var values []*value
-	var errs []*valueError
-	for _, key := range slices.Sorted(maps.Keys(s.Data)) {
-		obj, err := jwe.Parse(s.Data[key])
-		switch {
-		case errors.Is(err, jwe.ErrNotJWE):
-			continue
-		case err != nil:
-			errs = append(errs, &valueError{key: key, code: http.StatusBadRequest, err: err})
-			continue
-		}
-		if err := obj.Scope.Check(req.Namespace, name); err != nil {
-			errs = append(errs, &valueError{key: key, code: http.StatusForbidden, err: err})
-			continue
-		}
-		values = append(values, &value{key: key, obj: obj})
-	}
+	values, errs := r.parseValues(s.Data, req.Namespace, name)
 	if len(errs) == 0 {
 		errs = r.decrypt(ctx, req.Namespace, values)
 	}

@@ -2,6 +2,7 @@ package admission_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -174,5 +175,56 @@ func TestOneLogLinePerRefusedReview(t *testing.T) {
 	}
 	if l := leaks(sink.String()); l != nil {
 		t.Fatalf("log leaks %q", l)
+	}
+}
+
+// TestRecipientDenials checks a JSON-serialized value with a malformed or
+// ambiguous recipient is refused at parse with 400, never 503, and the key
+// service is not called.
+func TestRecipientDenials(t *testing.T) {
+	f := newFixture(t)
+	scope := jwe.Scope{Namespace: "team-a"}
+	multi, err := jwe.Encrypt([]byte(secrets[0]), scope, "",
+		jwe.PublicKey{Key: f.rsa.Public(), KeyID: f.rsa.KeyID()}, jwe.PublicKey{Key: f.ec.Public(), KeyID: f.ec.KeyID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// edit returns multi with edit applied to its recipients.
+	edit := func(edit func(rs []map[string]any)) []byte {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(multi), &m); err != nil {
+			t.Fatal(err)
+		}
+		var rs []map[string]any
+		for _, r := range m["recipients"].([]any) {
+			rs = append(rs, r.(map[string]any))
+		}
+		edit(rs)
+		out, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	cases := []struct {
+		name  string
+		value []byte
+		want  string
+	}{
+		{"malformed x5c", edit(func(rs []map[string]any) { rs[1]["header"].(map[string]any)["x5c"] = []string{"bm90IGEgY2VydA"} }), `recipient 2 header: parameter "x5c" is malformed`},
+		{"malformed jwk", edit(func(rs []map[string]any) { rs[0]["header"].(map[string]any)["jwk"] = map[string]any{"kty": "EC"} }), `recipient 1 header: parameter "jwk" is malformed`},
+		{"Header member", edit(func(rs []map[string]any) { rs[0]["Header"] = rs[0]["header"]; delete(rs[0], "header") }), `unknown member "Header"`},
+		{"same encrypted key twice", edit(func(rs []map[string]any) { rs[1]["encrypted_key"] = rs[0]["encrypted_key"] }), "recipients 1 and 2 have the same encrypted key"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			svc := &service{kr: f.keyring}
+			spec := secretSpec{ns: "team-a", name: "db", data: map[string][]byte{"pw": c.value}}
+			resp := admission.NewReviewer(svc, admission.Options{}).Review(context.Background(), zap.NewNop(), spec.request(t))
+			wantDenial(t, resp, http.StatusBadRequest, metav1.StatusReasonBadRequest, [][]byte{c.value}, `data key "pw"`, c.want)
+			if svc.peak.Load() != 0 {
+				t.Error("the key service was called")
+			}
+		})
 	}
 }

@@ -32,6 +32,8 @@ func failure(obj *jwe.Object, err error) (int32, error) {
 			return http.StatusBadRequest, fmt.Errorf("kid %s: %w", strings.Join(quoteAll(kids), ", "), errDoesNotDecrypt)
 		}
 		return http.StatusBadRequest, errDoesNotDecrypt
+	case errors.Is(err, kms.ErrOverloaded):
+		return http.StatusTooManyRequests, fmt.Errorf("the webhook is overloaded, retry: %w", err)
 	case errors.Is(err, jwe.ErrKeyMismatch), errors.Is(err, kms.ErrNamespaceNotAllowed):
 		return http.StatusForbidden, err
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
@@ -111,6 +113,11 @@ func deny(resp *admissionv1.AdmissionResponse, code int32, msg string) *admissio
 		Code:    code,
 		Reason:  reason,
 		Message: msg,
+	}
+	if code == http.StatusTooManyRequests {
+		// The apiserver passes this on as a Retry-After header, which
+		// client-go (kubectl, Helm, controllers) honours by retrying.
+		resp.Result.Details = &metav1.StatusDetails{RetryAfterSeconds: retryAfterSeconds}
 	}
 	return resp
 }
