@@ -40,6 +40,7 @@ Usage:
     jwe-encrypt lint [--strict] PATH...
     jwe-encrypt rekey [-k KEY]... (--add RECIPIENT | --remove KID | --to RECIPIENT)... [-i | --dry-run] PATH...
     jwe-encrypt decrypt [-k KEY]... [--reveal [-o FILE]] [FILE]
+    jwe-encrypt pubkey [--jwks] [-o FILE] RECIPIENT...
 
 Commands:
     (none)     Encrypt one value, or the Secrets of a manifest with -f.
@@ -47,6 +48,7 @@ Commands:
     lint       Report Secret values in files that are not encrypted.
     rekey      Re-encrypt values for other keys: rotate, add or retire a key.
     decrypt    Break glass: open values with a recovery key (--reveal).
+    pubkey     Export public keys as JWK with the webhook's key IDs.
 
 Run 'jwe-encrypt -h' for the options of encryption, 'jwe-encrypt COMMAND -h'
 for those of a command.
@@ -123,6 +125,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			return c.rekey(ctx, args[1:])
 		case "decrypt":
 			return c.decrypt(ctx, args[1:])
+		case "pubkey":
+			return c.pubkey(ctx, args[1:])
 		case "help":
 			fmt.Fprint(c.stdout, usage)
 			return nil
