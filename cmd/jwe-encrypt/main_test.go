@@ -216,11 +216,11 @@ func keyring(ctx context.Context, specs []string) (*kms.Keyring, func(), error) 
 	for _, spec := range specs {
 		switch {
 		case strings.HasPrefix(spec, gcpkmsScheme):
-			opts, err := gcpOptions(os.Getenv)
+			ep, err := gcpEndpoint(os.Getenv)
 			if err != nil {
 				return nil, closeAll, err
 			}
-			c, err := gcpkms.NewClient(ctx, opts...)
+			c, err := gcpkms.NewClient(ctx, ep.ClientOptions()...)
 			if err != nil {
 				return nil, closeAll, err
 			}

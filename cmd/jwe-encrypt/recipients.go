@@ -11,12 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/api/option"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
-
 	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/gcpkms"
@@ -137,7 +131,7 @@ func (s *keyServices) gcpKMS(ctx context.Context, name string) ([]jwe.PublicKey,
 		return nil, withHint(err, "write %sprojects/P/locations/L/keyRings/R/cryptoKeys/K, with /cryptoKeyVersions/N for one version", gcpkmsScheme)
 	}
 	pk, err := k.PublicKey(ctx)
-	if status.Code(err) == codes.PermissionDenied {
+	if errors.Is(err, gcpkms.ErrPermissionDenied) {
 		return nil, withHint(err, "you need cloudkms.cryptoKeyVersions.viewPublicKey on the key (role roles/cloudkms.publicKeyViewer), and cloudkms.cryptoKeyVersions.list to name a crypto key rather than a version")
 	}
 	if err != nil {
@@ -151,35 +145,31 @@ func (s *keyServices) gcpClient(ctx context.Context) error {
 	if s.gcp != nil {
 		return nil
 	}
-	opts, err := gcpOptions(s.getenv)
+	ep, err := gcpEndpoint(s.getenv)
 	if err != nil {
 		return err
 	}
-	if s.gcp, err = gcpkms.NewClient(ctx, opts...); err != nil {
+	if s.gcp, err = gcpkms.NewClient(ctx, ep.ClientOptions()...); err != nil {
 		return withHint(err, "Cloud KMS is reached with Application Default Credentials: run 'gcloud auth application-default login'")
 	}
 	return nil
 }
 
-// gcpOptions points the Cloud KMS client at JWE_ENCRYPT_GCPKMS_ENDPOINT, in
-// plaintext and without credentials when JWE_ENCRYPT_GCPKMS_INSECURE is 1,
-// which only a loopback address may be.
-func gcpOptions(getenv func(string) string) ([]option.ClientOption, error) {
-	endpoint := getenv(envGCPKMSEndpoint)
-	if endpoint == "" {
-		return nil, nil
+// gcpEndpoint is JWE_ENCRYPT_GCPKMS_ENDPOINT, in plaintext and without
+// credentials when JWE_ENCRYPT_GCPKMS_INSECURE is 1, which only a loopback
+// address may be.
+func gcpEndpoint(getenv func(string) string) (gcpkms.Endpoint, error) {
+	ep := gcpkms.Endpoint{Address: getenv(envGCPKMSEndpoint)}
+	if ep.Address == "" || getenv(envGCPKMSInsecure) != "1" {
+		return ep, nil
 	}
-	opts := []option.ClientOption{option.WithEndpoint(endpoint)}
-	if getenv(envGCPKMSInsecure) != "1" {
-		return opts, nil
-	}
-	host, _, err := net.SplitHostPort(endpoint)
+	host, _, err := net.SplitHostPort(ep.Address)
 	ip := net.ParseIP(host)
 	if err != nil || host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("%s=1 is for a test server on a loopback address, and %s is %q", envGCPKMSInsecure, envGCPKMSEndpoint, endpoint)
+		return ep, fmt.Errorf("%s=1 is for a test server on a loopback address, and %s is %q", envGCPKMSInsecure, envGCPKMSEndpoint, ep.Address)
 	}
-	return append(opts, option.WithoutAuthentication(),
-		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials()))), nil
+	ep.Insecure = true
+	return ep, nil
 }
 
 func (s *keyServices) vault(ctx context.Context, spec string) ([]jwe.PublicKey, error) {

@@ -12,6 +12,7 @@ package gcpkms
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"strconv"
@@ -22,9 +23,39 @@ import (
 	cloudkms "cloud.google.com/go/kms/apiv1"
 	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/option"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
+
+// ErrPermissionDenied means Cloud KMS refused the call because the caller's
+// identity lacks a permission on the key (gRPC PermissionDenied).
+var ErrPermissionDenied = errors.New("gcp kms: permission denied")
+
+// Endpoint says how to reach the Cloud KMS API. The zero Endpoint is the
+// public endpoint with Application Default Credentials.
+type Endpoint struct {
+	// Address (host:port) overrides the API endpoint, e.g. a Private Service
+	// Connect address or an in-process test server.
+	Address string
+	// Insecure talks plaintext gRPC without credentials. Callers allow it
+	// only for a loopback Address, in tests.
+	Insecure bool
+}
+
+// ClientOptions are the client library options that reach e, for NewClient.
+func (e Endpoint) ClientOptions() []option.ClientOption {
+	var opts []option.ClientOption
+	if e.Address != "" {
+		opts = append(opts, option.WithEndpoint(e.Address))
+	}
+	if e.Insecure {
+		opts = append(opts, option.WithoutAuthentication(),
+			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	}
+	return opts
+}
 
 // Client is the process's one connection to the Cloud KMS API, shared by all
 // its Keys. It is safe for concurrent use.
@@ -147,8 +178,8 @@ func crc32c(b []byte) int64 {
 
 // callError is a failed call to Cloud KMS. Its message names the call, the
 // resource and, in short, what the service said; it wraps the client's error
-// (status.Code reads the gRPC code from it) and, when the caller's context
-// ended, the context's error.
+// (status.Code reads the gRPC code from it), ErrPermissionDenied when Cloud KMS
+// refused the caller and, when the caller's context ended, the context's error.
 type callError struct {
 	msg  string
 	errs []error
@@ -164,10 +195,13 @@ func newCallError(ctx context.Context, op, resource string, err error) error {
 	}
 	st := status.Convert(err)
 	errs := []error{err}
-	if st.Code() == codes.DeadlineExceeded {
+	switch st.Code() {
+	case codes.DeadlineExceeded:
 		// The service (or the transport) gave up first; for the caller it is
 		// the same timeout as its own context ending.
 		errs = append(errs, context.DeadlineExceeded)
+	case codes.PermissionDenied:
+		errs = append(errs, ErrPermissionDenied)
 	}
 	return &callError{
 		msg:  fmt.Sprintf("gcp kms: %s %q: %s: %s", op, resource, codeText(st.Code()), short(st.Message())),

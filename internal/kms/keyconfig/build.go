@@ -6,9 +6,6 @@ import (
 	"slices"
 
 	"go.uber.org/zap"
-	"google.golang.org/api/option"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/gcpkms"
@@ -87,7 +84,8 @@ func (keys *Keys) decrypters(ctx context.Context, k Key, gcp map[GCPKMS]*gcpkms.
 		client, ok := gcp[conn]
 		if !ok {
 			var err error
-			if client, err = gcpkms.NewClient(ctx, gcpOptions(conn)...); err != nil {
+			ep := gcpkms.Endpoint{Address: conn.Endpoint, Insecure: conn.Insecure}
+			if client, err = gcpkms.NewClient(ctx, ep.ClientOptions()...); err != nil {
 				return nil, fmt.Errorf("connect to Cloud KMS: %w", err)
 			}
 			gcp[conn] = client
@@ -119,18 +117,6 @@ func (keys *Keys) decrypters(ctx context.Context, k Key, gcp map[GCPKMS]*gcpkms.
 		return []kms.Decrypter{key}, nil
 	}
 	return nil, fmt.Errorf("unknown provider %q", k.Provider)
-}
-
-func gcpOptions(c GCPKMS) []option.ClientOption {
-	var opts []option.ClientOption
-	if c.Endpoint != "" {
-		opts = append(opts, option.WithEndpoint(c.Endpoint))
-	}
-	if c.Insecure {
-		opts = append(opts, option.WithoutAuthentication(),
-			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
-	}
-	return opts
 }
 
 // pick keeps the decrypter whose key ID is kid.

@@ -35,9 +35,10 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/gcpkms"
 )
 
 // Server is a fake Cloud KMS listening on a TCP address. Its methods are safe
@@ -124,11 +125,7 @@ func (s *Server) Addr() string { return s.lis.Addr().String() }
 // ClientOptions returns the options that point a Cloud KMS client at the
 // server: its address, no credentials, plaintext gRPC.
 func (s *Server) ClientOptions() []option.ClientOption {
-	return []option.ClientOption{
-		option.WithEndpoint(s.Addr()),
-		option.WithoutAuthentication(),
-		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
-	}
+	return gcpkms.Endpoint{Address: s.Addr(), Insecure: true}.ClientOptions()
 }
 
 // Close stops the server, ending calls in progress.
