@@ -85,8 +85,19 @@ on the command line wins over the variable, and the variable over the default.
                                 so re-applied Secrets need no key service
                                 call; 0 turns the cache off (default 10000)
                                 $JWE_WEBHOOK_CACHE_SIZE
-  --cache-ttl DURATION          how long a content key is kept (default 1h)
+  --cache-ttl DURATION          how long a content key is kept (default 1h);
+                                also how long a revoked key may still serve
+                                values it opened before (see docs/security.md)
                                 $JWE_WEBHOOK_CACHE_TTL
+  --max-key-calls N             key-service calls in flight at once, every
+                                key together; past it a value is refused at
+                                once as "overloaded, retry" (429) (default 64)
+                                $JWE_WEBHOOK_MAX_KEY_CALLS
+  --negative-cache-ttl DURATION how long an answer "no such key (version)"
+                                from a key service is remembered, so values
+                                repeating a made-up kid cost one call; 0 turns
+                                it off (default 5s)
+                                $JWE_WEBHOOK_NEGATIVE_CACHE_TTL
   --log-level LEVEL             debug, info, warn or error (default info)
                                 $JWE_WEBHOOK_LOG_LEVEL
   --request-timeout DURATION    deadline for one review, key service calls
@@ -142,6 +153,8 @@ type config struct {
 	keyTimeout         time.Duration
 	cacheSize          int
 	cacheTTL           time.Duration
+	maxKeyCalls        int
+	negativeCacheTTL   time.Duration
 	logLevel           zapcore.Level
 	requestTimeout     time.Duration
 	maxRequestBytes    int64
@@ -209,6 +222,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.keyTimeout, "key-timeout", 0, "")
 	fs.IntVar(&c.cacheSize, "cache-size", 10000, "")
 	fs.DurationVar(&c.cacheTTL, "cache-ttl", time.Hour, "")
+	fs.IntVar(&c.maxKeyCalls, "max-key-calls", 64, "")
+	fs.DurationVar(&c.negativeCacheTTL, "negative-cache-ttl", 5*time.Second, "")
 	fs.Var(levelFlag{&c.logLevel}, "log-level", "")
 	fs.DurationVar(&c.requestTimeout, "request-timeout", server.DefaultRequestTimeout, "")
 	fs.Int64Var(&c.maxRequestBytes, "max-request-bytes", server.DefaultMaxRequestBytes, "")
@@ -262,6 +277,10 @@ func (c config) check() error {
 		return fmt.Errorf("--key-timeout must be positive and below --request-timeout (%s), so that a slow key service is reported as such", c.requestTimeout)
 	case c.cacheSize < 0 || c.cacheSize > 0 && c.cacheTTL <= 0:
 		return errors.New("--cache-size must be 0 (off) or more, with a positive --cache-ttl")
+	case c.maxKeyCalls < 1:
+		return errors.New("--max-key-calls must be at least 1")
+	case c.negativeCacheTTL < 0:
+		return errors.New("--negative-cache-ttl must be 0 (off) or positive")
 	case c.requestTimeout <= 0:
 		return errors.New("--request-timeout must be positive")
 	case c.maxRequestBytes <= 0:
@@ -280,6 +299,10 @@ func (c config) check() error {
 	return nil
 }
 
+// negativeCacheSize bounds the key IDs the negative cache remembers: made-up
+// key IDs are chosen by whoever writes Secrets.
+const negativeCacheSize = 1000
+
 // run is the whole command, with its environment passed in so tests can drive it.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	c, err := parseConfig(args, getenv, stderr)
@@ -295,7 +318,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	v := buildVersion()
 	m := metrics.New(v)
-	chain := kms.Options{Timeout: c.keyTimeout, Observer: m}
+	chain := kms.Options{Timeout: c.keyTimeout, Observer: m, Limit: kms.NewCallLimit(c.maxKeyCalls)}
+	if c.negativeCacheTTL > 0 {
+		chain.Negative = kms.NewNegativeCache(negativeCacheSize, c.negativeCacheTTL)
+	}
 	if c.cacheSize > 0 {
 		chain.Cache = kms.NewCache(c.cacheSize, c.cacheTTL, c.keyTimeout)
 		m.CacheStats(chain.Cache.Stats)

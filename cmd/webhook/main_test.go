@@ -61,6 +61,9 @@ func TestParseConfigPrecedence(t *testing.T) {
 	if want := (admission.Limits{MaxValues: 256, MaxRecipients: 16, MaxJWEBytes: 1 << 20, MaxReviews: 64}); c.limits != want {
 		t.Errorf("default limits %+v, want %+v", c.limits, want)
 	}
+	if c.maxKeyCalls != 64 || c.negativeCacheTTL != 5*time.Second {
+		t.Errorf("defaults: max key calls %d, negative cache TTL %v", c.maxKeyCalls, c.negativeCacheTTL)
+	}
 
 	c, err = parseConfig(append(required, "--key-file", "b.jwk"), env(vars), &bytes.Buffer{})
 	if err != nil {
@@ -93,6 +96,8 @@ func TestRunRejectsConfig(t *testing.T) {
 		{"both key sources", append(required, "--key-config", "keys.yaml"), nil, "give --key-config or --key-file, not both"},
 		{"missing key config", slices.Concat(required[:4], []string{"--key-config", "nope.yaml"}), nil, "key configuration: open nope.yaml"},
 		{"key timeout too long", append(required, "--key-timeout", "9s"), nil, "--key-timeout must be positive and below --request-timeout (8s)"},
+		{"no key calls", append(required, "--max-key-calls", "0"), nil, "--max-key-calls must be at least 1"},
+		{"negative cache ttl", append(required, "--negative-cache-ttl", "-1s"), nil, "--negative-cache-ttl must be 0 (off) or positive"},
 		{"cache without ttl", append(required, "--cache-ttl", "0s"), nil, "--cache-size must be 0 (off) or more, with a positive --cache-ttl"},
 		{"names without client CA", required, map[string]string{"JWE_WEBHOOK_CLIENT_ALLOWED_NAMES": "kube-apiserver"}, "--client-allowed-names needs --client-ca-file"},
 	}

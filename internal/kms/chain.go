@@ -15,8 +15,12 @@ import (
 //  2. Observer.Unwrapped, once per unwrap, cache hits included;
 //  3. the Cache, which answers repeated unwraps and merges identical ones in
 //     flight;
-//  4. Observer.KeyServiceCalled, once per call the cache did not answer;
-//  5. the key's Decrypter, the key service.
+//  4. the NegativeCache, which answers for a key ID the key service said
+//     lately it does not have;
+//  5. the CallLimit, which refuses a call past the process's limit of calls
+//     in flight with ErrOverloaded;
+//  6. Observer.KeyServiceCalled, once per call that reached the key service;
+//  7. the key's Decrypter, the key service.
 //
 // A decorator embeds the Decrypter it wraps, so KeyID and MatchKeyID reach
 // the key service unchanged.
@@ -26,6 +30,11 @@ type Options struct {
 	Timeout time.Duration
 	// Cache, when not nil, keeps unwrapped content keys.
 	Cache *Cache
+	// Negative, when not nil, remembers key IDs the key service does not have.
+	Negative *NegativeCache
+	// Limit, when not nil, bounds the key-service calls in flight; share one
+	// among every keyring of the process.
+	Limit *CallLimit
 	// Observer, when not nil, is told of every unwrap and key-service call;
 	// internal/metrics records them.
 	Observer Observer
@@ -46,6 +55,12 @@ type Observer interface {
 func (o Options) chain(provider string, d Decrypter) Decrypter {
 	if o.Observer != nil {
 		d = &timed{Decrypter: d, provider: provider, obs: o.Observer}
+	}
+	if o.Limit != nil {
+		d = o.Limit.decrypter(d)
+	}
+	if o.Negative != nil {
+		d = o.Negative.decrypter(d)
 	}
 	if o.Cache != nil {
 		d = o.Cache.Decrypter(d)

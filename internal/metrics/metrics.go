@@ -67,7 +67,7 @@ func New(version string) *Metrics {
 		}, []string{"result"}),
 		unwraps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: prefix + "unwraps_total",
-			Help: "Content keys of JWE values unwrapped by a configured key (cache hits included), by key ID, provider and result: ok, mismatch (the key does not open the value), timeout, error.",
+			Help: "Content keys of JWE values unwrapped by a configured key (cache hits included), by key ID, provider and result: ok, mismatch (the key does not open the value), timeout, overloaded (refused past the limit of key-service calls in flight), error.",
 		}, []string{"kid", "provider", "result"}),
 		keyService: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    prefix + "key_service_request_duration_seconds",
@@ -160,6 +160,8 @@ func unwrapResult(err error) string {
 		return "mismatch"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return "timeout"
+	case errors.Is(err, kms.ErrOverloaded):
+		return "overloaded"
 	}
 	return "error"
 }

@@ -222,6 +222,23 @@ func (f unwrapFunc) Unwrap(ctx context.Context, r jwe.Recipient) ([]byte, error)
 	return f(ctx, r)
 }
 
+func TestUnwrapResult(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{nil, "ok"},
+		{fmt.Errorf("k: %w", jwe.ErrKeyMismatch), "mismatch"},
+		{fmt.Errorf("k: %w", context.DeadlineExceeded), "timeout"},
+		{fmt.Errorf("k: %w", kms.ErrOverloaded), "overloaded"},
+		{errors.New("unavailable"), "error"},
+	} {
+		if got := unwrapResult(tt.err); got != tt.want {
+			t.Errorf("unwrapResult(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}
+
 func TestReviewResult(t *testing.T) {
 	tests := []struct {
 		resp *admissionv1.AdmissionResponse

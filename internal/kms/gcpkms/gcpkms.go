@@ -27,6 +27,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 )
 
 // ErrPermissionDenied means Cloud KMS refused the call because the caller's
@@ -202,6 +204,9 @@ func newCallError(ctx context.Context, op, resource string, err error) error {
 		errs = append(errs, context.DeadlineExceeded)
 	case codes.PermissionDenied:
 		errs = append(errs, ErrPermissionDenied)
+	case codes.NotFound:
+		// The key or version does not exist; that will not change in seconds.
+		errs = append(errs, kms.ErrKeyNotFound)
 	}
 	return &callError{
 		msg:  fmt.Sprintf("gcp kms: %s %q: %s: %s", op, resource, codeText(st.Code()), short(st.Message())),

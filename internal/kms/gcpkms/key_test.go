@@ -227,6 +227,24 @@ func TestUnwrapWrongCiphertext(t *testing.T) {
 	assertQuiet(t, err, cek, w.EncryptedKey)
 }
 
+// TestUnwrapVersionNotFound: a kid naming a version the crypto key does not
+// have is refused as Cloud KMS's NotFound, wrapping kms.ErrKeyNotFound so the
+// keyring's negative cache can remember it.
+func TestUnwrapVersionNotFound(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, w := e.wrap(t, hr1, hr+"/cryptoKeyVersions/99", "RSA-OAEP-256")
+	_, err := e.key(t, hr).Unwrap(t.Context(), w)
+	if !errors.Is(err, kms.ErrKeyNotFound) || status.Code(err) != codes.NotFound {
+		t.Fatalf("err = %v, want ErrKeyNotFound from NotFound", err)
+	}
+	_, w = e.wrap(t, hr1, hr1, "RSA-OAEP-256")
+	e.srv.SetFaults(gcpkmstest.Faults{Code: codes.Unavailable})
+	if _, err := e.key(t, hr).Unwrap(t.Context(), w); errors.Is(err, kms.ErrKeyNotFound) {
+		t.Fatalf("an unavailable service: %v wraps ErrKeyNotFound", err)
+	}
+}
+
 // TestUnwrapAlgorithm checks that a version whose algorithm does not decrypt
 // the JWE's alg is a configuration error found before any decrypt call.
 func TestUnwrapAlgorithm(t *testing.T) {

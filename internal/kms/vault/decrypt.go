@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 )
 
 // Unwrap asks Vault to decrypt w's encrypted content key with the key version
@@ -77,7 +78,9 @@ func (k *Key) decryptError(ctx context.Context, version int, err error) error {
 	case strings.Contains(msg, "disallowed by policy (too old)"):
 		return fmt.Errorf("vault: version %d of %s: %w", version, k.family, ErrVersionTooOld)
 	case re.StatusCode == 400 && (strings.Contains(msg, "encryption key not found") || strings.Contains(msg, "policy not found")):
-		return fmt.Errorf("vault: no transit key %q on mount %q", k.key, k.mount)
+		return fmt.Errorf("vault: no transit key %q on mount %q: %w", k.key, k.mount, kms.ErrKeyNotFound)
+	case re.StatusCode == 400 && strings.Contains(msg, "version is too new"):
+		return fmt.Errorf("vault: %s has no version %d: %w: %w", k.family, version, kms.ErrKeyNotFound, jwe.ErrKeyMismatch)
 	// Vault answers 400 for a malformed ciphertext or a version it does not
 	// have, and (before 1.19 at least) 500 "failed to RSA decrypt the
 	// ciphertext" when OAEP fails: a value for another key, or tampered.
