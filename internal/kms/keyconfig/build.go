@@ -36,7 +36,7 @@ func (k *Keys) Close() {
 }
 
 // Build connects to the key services of cfg and returns the keyring. Errors
-// name the entry and its line.
+// name the file, line and field ("keys.yaml:4: keys[0].local.file: …").
 func Build(ctx context.Context, cfg *File, opts Options) (*Keys, error) {
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
@@ -44,14 +44,23 @@ func Build(ctx context.Context, cfg *File, opts Options) (*Keys, error) {
 	keys := &Keys{}
 	gcp := map[GCPKMS]*gcpkms.Client{} // one client per endpoint
 	var entries []kms.Entry
+	seen := map[string]int{} // kid → entry
 	for i, k := range cfg.Keys {
 		decs, err := keys.decrypters(ctx, k, gcp, opts.Log)
+		field := settingsField(k.Provider)
 		if err == nil && k.KID != "" {
 			decs, err = pick(decs, k.KID)
+			field = "kid"
+		}
+		for _, d := range decs {
+			if j, dup := seen[d.KeyID()]; dup && err == nil && k.Line > 0 {
+				err = fmt.Errorf("key %q is configured twice, also by keys[%d] on line %d", d.KeyID(), j, cfg.Keys[j].Line)
+			}
+			seen[d.KeyID()] = i
 		}
 		if err != nil {
 			keys.Close()
-			return nil, fmt.Errorf("keys[%d] (line %d, %s): %w", i, k.Line, k.Provider, err)
+			return nil, cfg.entryError(i, field, err)
 		}
 		for _, d := range decs {
 			entries = append(entries, kms.Entry{Decrypter: d, Provider: k.Provider, Namespaces: k.Namespaces})
@@ -64,6 +73,18 @@ func Build(ctx context.Context, cfg *File, opts Options) (*Keys, error) {
 	}
 	keys.Keyring = kr
 	return keys, nil
+}
+
+// settingsField is the field of an entry that says where its key is, which
+// an error opening the key points at.
+func settingsField(provider string) string {
+	switch provider {
+	case "local":
+		return "local.file"
+	case "gcpkms":
+		return "gcpkms.name"
+	}
+	return provider
 }
 
 // decrypters opens the key or keys of one entry.

@@ -168,12 +168,13 @@ func sorted(s []string) []string {
 
 func TestBuildErrorsNameTheEntry(t *testing.T) {
 	yaml, _, _ := services(t)
+	dup := yaml + "  - provider: local\n    local: {file: testdata/ec-p256.pem}\n"
 	cases := map[string]struct{ yaml, want string }{
-		"missing local file": {"keys:\n  - provider: local\n    local: {file: testdata/nope.pem}\n", `keys[0] (line 2, local): key file "testdata/nope.pem"`},
-		"kid not in file":    {"keys:\n  - provider: local\n    kid: abc\n    local: {file: testdata/ec-p256.pem}\n", `keys[0] (line 2, local): kid "abc" is not the key's`},
+		"missing local file": {"keys:\n  - provider: local\n    local:\n      file: testdata/nope.pem\n", `keys.yaml:4: keys[0].local.file: key file "testdata/nope.pem"`},
+		"kid not in file":    {"keys:\n  - provider: local\n    kid: abc\n    local: {file: testdata/ec-p256.pem}\n", `keys.yaml:3: keys[0].kid: kid "abc" is not the key's`},
 		"vault unreachable": {"keys:\n  - provider: vault\n    vault: {address: \"http://127.0.0.1:1\", mount: transit, key: k, auth: {method: token, tokenFile: testdata/ec-p256.pem}}\n",
-			"keys[0] (line 2, vault)"},
-		"same key twice": {yaml + "  - provider: local\n    local: {file: testdata/ec-p256.pem}\n", "configured twice"},
+			"keys.yaml:3: keys[0].vault: "},
+		"same key twice": {dup, fmt.Sprintf("keys.yaml:%d: keys[3].local.file: key %q is configured twice, also by keys[0] on line 2", strings.Count(dup, "\n"), localPublicKey(t, "testdata/ec-p256.pem").KeyID)},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -181,11 +182,19 @@ func TestBuildErrorsNameTheEntry(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			cfg.Path = "keys.yaml"
 			_, err = Build(context.Background(), cfg, Options{})
-			if err == nil || !strings.Contains(err.Error(), c.want) {
+			if err == nil || !strings.HasPrefix(err.Error(), c.want) {
 				t.Fatalf("got %v, want %q", err, c.want)
 			}
 		})
+	}
+
+	// Keys built in code (--key-file) have no file and no line: the error
+	// names the key file alone.
+	cfg := &File{Keys: []Key{{Provider: "local", Local: &Local{File: "testdata/nope.pem"}}}}
+	if _, err := Build(context.Background(), cfg, Options{}); err == nil || !strings.HasPrefix(err.Error(), `key file "testdata/nope.pem": `) {
+		t.Fatalf("got %v", err)
 	}
 }
 

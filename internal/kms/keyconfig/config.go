@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -41,6 +42,10 @@ var Providers = []string{"local", "gcpkms", "vault"}
 // File is a parsed key configuration.
 type File struct {
 	Keys []Key `yaml:"keys"`
+
+	// Path is the file it was read from, for messages; empty for a
+	// configuration built in code.
+	Path string `yaml:"-"`
 }
 
 // Key is one entry of the file.
@@ -57,8 +62,12 @@ type Key struct {
 	GCPKMS *GCPKMS `yaml:"gcpkms"`
 	Vault  *Vault  `yaml:"vault"`
 
-	// Line is where the entry starts in the file, for messages.
+	// Line is where the entry starts in the file, for messages; 0 for an
+	// entry built in code.
 	Line int `yaml:"-"`
+	// lines holds the line of each field set in the file, by its path in
+	// the entry ("gcpkms.name", "namespaces[0]").
+	lines map[string]int
 }
 
 // Local is a private key file (PEM, JWK or JWK Set); every key in it is held.
@@ -139,22 +148,27 @@ func parseFile(path string, data []byte) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s:%w", path, err)
 	}
+	cfg.Path = path
 	return cfg, nil
 }
 
-// Parse reads and validates a key configuration. Errors start with the line
-// number ("12: keys[1].gcpkms.name: …") so that ReadFile can prefix the path.
+// Parse reads and validates a key configuration. Errors have the form
+// "LINE: PATH: message" ("12: keys[1].gcpkms.name: …"), LINE being the line
+// of the field, so that ReadFile can prefix the file's path.
 func Parse(data []byte) (*File, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, yamlError(err)
+	}
+	if err := checkFields(&doc, reflect.TypeFor[File](), ""); err != nil {
+		return nil, err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var cfg File
 	if err := dec.Decode(&cfg); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, errors.New("1: empty key configuration; list keys under \"keys:\"")
+			return nil, errors.New("1: keys: missing; the file is empty, list keys under \"keys:\"")
 		}
 		return nil, yamlError(err)
 	}
@@ -165,79 +179,52 @@ func Parse(data []byte) (*File, error) {
 	case !errors.Is(err, io.EOF):
 		return nil, yamlError(err) // a second document that does not even parse
 	}
-	for i, n := range entryNodes(&doc) {
+	entries, keysLine := entryNodes(&doc)
+	for i, n := range entries {
 		if i < len(cfg.Keys) {
 			cfg.Keys[i].Line = n.Line
+			cfg.Keys[i].lines = map[string]int{}
+			fieldLines(n, "", cfg.Keys[i].lines)
 		}
 	}
 	if len(cfg.Keys) == 0 {
-		return nil, errors.New("1: no keys: list at least one under \"keys:\"")
+		return nil, fmt.Errorf("%d: keys: no keys; list at least one", keysLine)
 	}
 	for i := range cfg.Keys {
 		if err := cfg.Keys[i].validate(); err != nil {
-			return nil, fmt.Errorf("%d: keys[%d].%w", cfg.Keys[i].Line, i, err)
+			return nil, cfg.Keys[i].errorAt(i, err)
 		}
 	}
 	return &cfg, nil
-}
-
-// yamlError turns "yaml: line 3: …" into "3: …".
-func yamlError(err error) error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.ReplaceAll(msg, "\n  ", "; ")
-	if rest, ok := strings.CutPrefix(msg, "unmarshal errors:; "); ok {
-		msg = rest
-	}
-	if rest, ok := strings.CutPrefix(msg, "line "); ok {
-		return errors.New(rest)
-	}
-	return errors.New("1: " + msg)
-}
-
-// entryNodes returns the nodes of the items under "keys".
-func entryNodes(doc *yaml.Node) []*yaml.Node {
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-		return nil
-	}
-	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		if root.Content[i].Value == "keys" && root.Content[i+1].Kind == yaml.SequenceNode {
-			return root.Content[i+1].Content
-		}
-	}
-	return nil
 }
 
 func (k *Key) validate() error {
 	set := map[string]bool{"local": k.Local != nil, "gcpkms": k.GCPKMS != nil, "vault": k.Vault != nil}
 	switch {
 	case k.Provider == "":
-		return fmt.Errorf("provider: missing; one of %s", strings.Join(Providers, ", "))
+		return fieldErr("provider", "missing; one of %s", strings.Join(Providers, ", "))
 	case !set[k.Provider] && !slices.Contains(Providers, k.Provider):
-		return fmt.Errorf("provider: %q is not one of %s", k.Provider, strings.Join(Providers, ", "))
+		return fieldErr("provider", "%q is not one of %s", k.Provider, strings.Join(Providers, ", "))
 	case !set[k.Provider]:
-		return fmt.Errorf("%s: missing; provider %q needs a %q block with its settings", k.Provider, k.Provider, k.Provider)
+		return fieldErr(k.Provider, "missing; provider %q needs a %q block with its settings", k.Provider, k.Provider)
 	}
 	for _, p := range Providers {
 		if set[p] && p != k.Provider {
-			return fmt.Errorf("%s: settings for another provider than %q", p, k.Provider)
+			return fieldErr(p, "settings for another provider than %q", k.Provider)
 		}
 	}
 	for i, ns := range k.Namespaces {
 		if ns == "" {
-			return fmt.Errorf("namespaces[%d]: empty pattern", i)
+			return fieldErr(fmt.Sprintf("namespaces[%d]", i), "empty pattern")
 		}
 		if _, err := path.Match(ns, ""); err != nil {
-			return fmt.Errorf("namespaces[%d]: %q is not a valid glob: %w", i, ns, err)
+			return fieldErr(fmt.Sprintf("namespaces[%d]", i), "%q is not a valid glob: %v", ns, err)
 		}
 	}
 	switch k.Provider {
 	case "local":
 		if k.Local.File == "" {
-			return errors.New("local.file: missing; the path of a private key file (PEM, JWK or JWK Set)")
+			return fieldErr("local.file", "missing; the path of a private key file (PEM, JWK or JWK Set)")
 		}
 	case "gcpkms":
 		return k.GCPKMS.validate()
@@ -255,10 +242,10 @@ func (g *GCPKMS) validate() error {
 		ok = ok && p != ""
 	}
 	if !ok {
-		return fmt.Errorf("gcpkms.name: %q is not a crypto key (projects/P/locations/L/keyRings/R/cryptoKeys/K) or key version (…/cryptoKeyVersions/N)", g.Name)
+		return fieldErr("gcpkms.name", "%q is not a crypto key (projects/P/locations/L/keyRings/R/cryptoKeys/K) or key version (…/cryptoKeyVersions/N)", g.Name)
 	}
 	if g.Insecure && !isLoopback(g.Endpoint) {
-		return fmt.Errorf("gcpkms.insecure: only allowed with a loopback endpoint, not %q", g.Endpoint)
+		return fieldErr("gcpkms.insecure", "only allowed with a loopback endpoint, not %q", g.Endpoint)
 	}
 	return nil
 }
@@ -266,27 +253,27 @@ func (g *GCPKMS) validate() error {
 func (v *Vault) validate() error {
 	switch {
 	case v.Address == "":
-		return errors.New("vault.address: missing, e.g. https://vault.vault.svc:8200")
+		return fieldErr("vault.address", "missing, e.g. https://vault.vault.svc:8200")
 	case !validVaultAddress(v.Address):
-		return fmt.Errorf("vault.address: %q must be an https:// URL (plain http only to loopback)", v.Address)
+		return fieldErr("vault.address", "%q must be an https:// URL (plain http only to loopback)", v.Address)
 	case v.Mount == "":
-		return errors.New("vault.mount: missing; the transit mount path, e.g. transit")
+		return fieldErr("vault.mount", "missing; the transit mount path, e.g. transit")
 	case v.Key == "":
-		return errors.New("vault.key: missing; the transit key name")
+		return fieldErr("vault.key", "missing; the transit key name")
 	case strings.Contains(v.Key, "/"):
-		return fmt.Errorf("vault.key: %q must not contain \"/\"", v.Key)
+		return fieldErr("vault.key", "%q must not contain \"/\"", v.Key)
 	}
 	switch v.Auth.Method {
 	case "", "kubernetes":
 		if v.Auth.Role == "" {
-			return errors.New("vault.auth.role: missing; the Kubernetes auth role to log in with")
+			return fieldErr("vault.auth.role", "missing; the Kubernetes auth role to log in with")
 		}
 	case "token":
 		if v.Auth.TokenFile == "" {
-			return errors.New("vault.auth.tokenFile: missing; a file holding the Vault token")
+			return fieldErr("vault.auth.tokenFile", "missing; a file holding the Vault token")
 		}
 	default:
-		return fmt.Errorf("vault.auth.method: %q is not kubernetes or token", v.Auth.Method)
+		return fieldErr("vault.auth.method", "%q is not kubernetes or token", v.Auth.Method)
 	}
 	return nil
 }
