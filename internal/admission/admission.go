@@ -132,10 +132,10 @@ func (r *Reviewer) Review(ctx context.Context, log *zap.Logger, req *admissionv1
 		if v.used.KeyID != "" && !slices.Contains(kids, v.used.KeyID) {
 			kids = append(kids, v.used.KeyID)
 		}
-		if v.obj.Scope.Kind() == "cluster" {
+		if v.scope == "cluster" {
 			resp.Warnings = append(resp.Warnings, fmt.Sprintf("data key %q: value is not bound to a namespace (cluster-wide scope); bind it with jwe-encrypt --namespace", v.key))
 		}
-		log.Debug("value decrypted", zap.String("dataKey", v.key), zap.String("kid", v.used.KeyID), zap.String("scope", v.obj.Scope.Kind()))
+		log.Debug("value decrypted", zap.String("dataKey", v.key), zap.String("kid", v.used.KeyID), zap.String("scope", v.scope))
 	}
 	body, err := json.Marshal(patch)
 	if err != nil {
@@ -154,8 +154,11 @@ func (r *Reviewer) Review(ctx context.Context, log *zap.Logger, req *admissionv1
 
 // value is one JWE value of a Secret on its way to plaintext.
 type value struct {
-	key       string
-	obj       *jwe.Object
+	key   string
+	raw   []byte      // the value as the Secret holds it
+	obj   *jwe.Object // raw parsed; nil when it is to be parsed again
+	scope string      // obj.Scope.Kind()
+
 	used      jwe.Recipient
 	plaintext []byte
 }
@@ -166,9 +169,18 @@ func (r *Reviewer) decrypt(ctx context.Context, namespace string, values []*valu
 	errs := make([]*valueError, len(values))
 	u := unwrapper{u: r.u, namespace: namespace}
 	one := func(i int, v *value) error {
-		pt, used, err := v.obj.Decrypt(ctx, u)
+		obj := v.obj
+		v.obj = nil // the parsed value is garbage once decrypted
+		if obj == nil {
+			var err error
+			if obj, err = r.parse.Parse(v.raw); err != nil {
+				errs[i] = &valueError{key: v.key, code: http.StatusBadRequest, err: err}
+				return nil
+			}
+		}
+		pt, used, err := obj.Decrypt(ctx, u)
 		if err != nil {
-			code, reported := failure(v.obj, err)
+			code, reported := failure(obj, err)
 			errs[i] = &valueError{key: v.key, code: code, err: reported, cause: err}
 			return nil
 		}
@@ -204,9 +216,13 @@ type patchOp struct {
 	Value []byte `json:"value"`
 }
 
-// escapePointer escapes a data key for a JSON Pointer (RFC 6901).
+// escapePointer escapes a data key for a JSON Pointer (RFC 6901): "~"
+// first, so that the "~" of "~1" is not escaped again.
 func escapePointer(s string) string {
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+	if !strings.ContainsAny(s, "~/") {
+		return s
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }
 
 func isSecretWrite(req *admissionv1.AdmissionRequest) bool {

@@ -91,7 +91,15 @@ func (r *Reviewer) parseValues(data map[string][]byte, namespace, name string) (
 			errs = append(errs, &valueError{key: key, code: http.StatusForbidden, err: err})
 			continue
 		}
-		values = append(values, &value{key: key, obj: obj})
+		scope := obj.Scope.Kind()
+		if len(values) >= r.concurrency {
+			// Only as many values are decrypted at once as there are
+			// workers: the rest are parsed again when their turn comes,
+			// so that a Secret of many values does not hold every parsed
+			// value (several times the value's size) at once.
+			obj = nil
+		}
+		values = append(values, &value{key: key, raw: v, obj: obj, scope: scope})
 	}
 	return values, errs
 }

@@ -52,12 +52,18 @@ func loadBenchKey(b *testing.B, name string) *local.Key {
 // benchHandler is the real /mutate handler over a keyring of entries.
 func benchHandler(b *testing.B, entries ...kms.Entry) http.Handler {
 	b.Helper()
+	return benchHandlerWith(b, admission.Options{}, entries...)
+}
+
+// benchHandlerWith is benchHandler with a reviewer tuned by opts.
+func benchHandlerWith(b *testing.B, opts admission.Options, entries ...kms.Entry) http.Handler {
+	b.Helper()
 	kr, err := kms.NewKeyring(kms.Options{}, entries...)
 	if err != nil {
 		b.Fatal(err)
 	}
 	_, certFile, keyFile := newCertFiles(b, 1, time.Now().Add(-time.Minute))
-	srv, err := New(Config{CertFile: certFile, KeyFile: keyFile}, admission.NewReviewer(kr, admission.Options{}), zap.NewNop())
+	srv, err := New(Config{CertFile: certFile, KeyFile: keyFile}, admission.NewReviewer(kr, opts), zap.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}
