@@ -38,7 +38,7 @@ const (
 	resultAllowed = "allowed" // allowed unchanged
 	resultPatched = "patched" // allowed with a patch: values decrypted
 	resultDenied  = "denied"  // refused for a reason of the request (4xx)
-	resultError   = "error"   // refused because the webhook or a key service failed (5xx)
+	resultError   = "error"   // refused because the webhook or a key service failed or was overloaded (5xx, 429)
 )
 
 // Metrics are the webhook's metrics.
@@ -123,7 +123,7 @@ func reviewResult(resp *admissionv1.AdmissionResponse) string {
 		return resultPatched
 	case resp.Allowed:
 		return resultAllowed
-	case resp.Result != nil && resp.Result.Code >= 500:
+	case resp.Result != nil && (resp.Result.Code >= 500 || resp.Result.Code == http.StatusTooManyRequests):
 		return resultError
 	}
 	return resultDenied

@@ -250,6 +250,7 @@ func TestReviewResult(t *testing.T) {
 		{&admissionv1.AdmissionResponse{Result: &metav1.Status{Code: 403}}, resultDenied},
 		{&admissionv1.AdmissionResponse{}, resultDenied},
 		{&admissionv1.AdmissionResponse{Result: &metav1.Status{Code: 504}}, resultError},
+		{&admissionv1.AdmissionResponse{Result: &metav1.Status{Code: 429}}, resultError},
 	}
 	for _, tt := range tests {
 		if got := reviewResult(tt.resp); got != tt.want {
