@@ -342,6 +342,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		ClientAllowedNames: c.clientAllowedNames,
 		MetricsAddr:        c.metricsListen,
 		Metrics:            m.Handler(),
+		Keys:               server.KeySet(keys.PublicKeys, log),
 		MaxRequestBytes:    c.maxRequestBytes,
 		RequestTimeout:     c.requestTimeout,
 		CertReloadInterval: c.certReloadInterval,
@@ -384,6 +385,7 @@ func buildVersion() string {
 type keySource interface {
 	admission.Unwrapper
 	KeyIDs() []string
+	PublicKeys(ctx context.Context) ([]jwe.PublicKey, error)
 	Close()
 }
 

@@ -26,12 +26,17 @@ type Entry struct {
 	// Namespaces limits the key to namespaces matching one of these
 	// path.Match patterns. Empty allows every namespace.
 	Namespaces []string
+	// PublicKeys returns the public keys the key answers to (every usable
+	// version of a family), which the webhook publishes; nil when they
+	// cannot be had.
+	PublicKeys func(context.Context) ([]jwe.PublicKey, error)
 }
 
 type keyringEntry struct {
 	dec        Decrypter // with the chain of Options around it
 	provider   string
 	namespaces []string
+	publicKeys func(context.Context) ([]jwe.PublicKey, error)
 }
 
 // Keyring picks the Decrypter for a JWE recipient by key ID and enforces each
@@ -71,7 +76,7 @@ func NewKeyring(opts Options, entries ...Entry) (*Keyring, error) {
 				return nil, fmt.Errorf("keyring: key %q: namespace pattern %q: %w", kid, p, err)
 			}
 		}
-		r.keys[kid] = keyringEntry{dec: opts.chain(e.Provider, e.Decrypter), provider: e.Provider, namespaces: slices.Clone(e.Namespaces)}
+		r.keys[kid] = keyringEntry{dec: opts.chain(e.Provider, e.Decrypter), provider: e.Provider, namespaces: slices.Clone(e.Namespaces), publicKeys: e.PublicKeys}
 		r.ids = append(r.ids, kid)
 	}
 	slices.Sort(r.ids)

@@ -83,6 +83,9 @@ type Config struct {
 	MetricsAddr string
 	// Metrics serves /metrics on the metrics port.
 	Metrics http.Handler
+	// Keys serves /keys on the metrics port: the public keys of the
+	// configured keys as a JWK Set (see KeySet).
+	Keys http.Handler
 	// ReadyChecks must all return nil for /readyz to succeed, besides a valid
 	// serving certificate being loaded. The error text is the probe's answer.
 	ReadyChecks []func() error
@@ -237,6 +240,9 @@ func (s *Server) metricsRoutes() http.Handler {
 	r := chi.NewRouter()
 	if s.cfg.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", s.cfg.Metrics)
+	}
+	if s.cfg.Keys != nil {
+		r.Method(http.MethodGet, "/keys", s.cfg.Keys)
 	}
 	s.probes(r)
 	return r

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"cloud.google.com/go/kms/apiv1/kmspb"
@@ -174,11 +176,38 @@ func (k *Key) publicKey(ctx context.Context, version string) (publicKey, error) 
 func (k *Key) PublicKey(ctx context.Context) (jwe.PublicKey, error) {
 	version := k.name
 	if !k.isVersion {
-		var err error
-		if version, err = k.newestEnabledVersion(ctx); err != nil {
+		versions, err := k.enabledVersions(ctx)
+		if err != nil {
 			return jwe.PublicKey{}, err
 		}
+		version = versions[len(versions)-1]
 	}
+	return k.versionPublicKey(ctx, version)
+}
+
+// PublicKeys returns the public keys of every ENABLED version of a crypto
+// key, oldest first, or of the key version; as PublicKey returns them.
+func (k *Key) PublicKeys(ctx context.Context) ([]jwe.PublicKey, error) {
+	versions := []string{k.name}
+	if !k.isVersion {
+		var err error
+		if versions, err = k.enabledVersions(ctx); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]jwe.PublicKey, 0, len(versions))
+	for _, v := range versions {
+		pk, err := k.versionPublicKey(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pk)
+	}
+	return out, nil
+}
+
+// versionPublicKey returns the public key of a key version.
+func (k *Key) versionPublicKey(ctx context.Context, version string) (jwe.PublicKey, error) {
 	pk, err := k.publicKey(ctx, version)
 	if err != nil {
 		return jwe.PublicKey{}, err
@@ -194,32 +223,36 @@ func (k *Key) PublicKey(ctx context.Context) (jwe.PublicKey, error) {
 	return jwe.PublicKey{Key: pub, KeyID: version, Algorithm: a.jwe}, nil
 }
 
-// newestEnabledVersion returns the name of the crypto key's highest-numbered
-// version in state ENABLED.
-func (k *Key) newestEnabledVersion(ctx context.Context) (string, error) {
+// enabledVersions returns the names of the crypto key's versions in state
+// ENABLED, by version number; at least one.
+func (k *Key) enabledVersions(ctx context.Context) ([]string, error) {
 	it := k.c.kms.ListCryptoKeyVersions(ctx, &kmspb.ListCryptoKeyVersionsRequest{
 		Parent: k.name,
 		Filter: "state=ENABLED",
 	}, k.c.call...)
-	newest, newestN := "", 0
+	byNumber := map[int]string{}
 	for {
 		v, err := it.Next()
 		if errors.Is(err, iterator.Done) {
 			break
 		}
 		if err != nil {
-			return "", newCallError(ctx, "list versions of", k.name, err)
+			return nil, newCallError(ctx, "list versions of", k.name, err)
 		}
 		n, ok := versionOf(k.name, v.GetName())
 		if !ok {
-			return "", fmt.Errorf("gcp kms: list versions of %q: the answer lists %q", k.name, v.GetName())
+			return nil, fmt.Errorf("gcp kms: list versions of %q: the answer lists %q", k.name, v.GetName())
 		}
-		if v.GetState() == kmspb.CryptoKeyVersion_ENABLED && n > newestN {
-			newest, newestN = v.GetName(), n
+		if v.GetState() == kmspb.CryptoKeyVersion_ENABLED {
+			byNumber[n] = v.GetName()
 		}
 	}
-	if newest == "" {
-		return "", fmt.Errorf("gcp kms: crypto key %q has no enabled version", k.name)
+	if len(byNumber) == 0 {
+		return nil, fmt.Errorf("gcp kms: crypto key %q has no enabled version", k.name)
 	}
-	return newest, nil
+	var out []string
+	for _, n := range slices.Sorted(maps.Keys(byNumber)) {
+		out = append(out, byNumber[n])
+	}
+	return out, nil
 }

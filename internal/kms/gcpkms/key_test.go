@@ -471,6 +471,21 @@ func TestPublicKey(t *testing.T) {
 			}
 		})
 	}
+	// PublicKeys: every enabled version, by number.
+	all, err := e.key(t, multi).PublicKeys(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for _, pk := range all {
+		kids = append(kids, strings.TrimPrefix(pk.KeyID, multi+"/cryptoKeyVersions/"))
+	}
+	if strings.Join(kids, ",") != "1,2,9" {
+		t.Errorf("PublicKeys kids = %q, want versions 1, 2 and 9", kids)
+	}
+	if one, err := e.key(t, hr1).PublicKeys(t.Context()); err != nil || len(one) != 1 || one[0].KeyID != hr1 {
+		t.Errorf("PublicKeys of a version = %v, %v", one, err)
+	}
 }
 
 func TestPublicKeyRefused(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/gcpkms"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/local"
@@ -63,7 +64,7 @@ func Build(ctx context.Context, cfg *File, opts Options) (*Keys, error) {
 			return nil, cfg.entryError(i, field, err)
 		}
 		for _, d := range decs {
-			entries = append(entries, kms.Entry{Decrypter: d, Provider: k.Provider, Namespaces: k.Namespaces})
+			entries = append(entries, kms.Entry{Decrypter: d, Provider: k.Provider, Namespaces: k.Namespaces, PublicKeys: publicKeys(d)})
 		}
 	}
 	kr, err := kms.NewKeyring(opts.Keyring, entries...)
@@ -138,6 +139,20 @@ func (keys *Keys) decrypters(ctx context.Context, k Key, gcp map[GCPKMS]*gcpkms.
 		return []kms.Decrypter{key}, nil
 	}
 	return nil, fmt.Errorf("unknown provider %q", k.Provider)
+}
+
+// publicKeys returns the function that lists a provider key's public keys,
+// all three providers having one.
+func publicKeys(d kms.Decrypter) func(context.Context) ([]jwe.PublicKey, error) {
+	switch k := d.(type) {
+	case *local.Key:
+		return k.PublicKeys
+	case *gcpkms.Key:
+		return k.PublicKeys
+	case *vault.Key:
+		return k.PublicKeys
+	}
+	return nil
 }
 
 // pick keeps the decrypter whose key ID is kid.

@@ -158,6 +158,20 @@ func TestBuildEveryProvider(t *testing.T) {
 	if s := cache.Stats(); s.Misses != 3 || s.Hits != 3 {
 		t.Fatalf("cache in front of every key: %+v", s)
 	}
+	// The key set the webhook publishes: each provider's public keys.
+	published, err := keys.PublicKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for _, pk := range published {
+		kids = append(kids, pk.KeyID)
+	}
+	for name, pk := range pubs {
+		if !slices.Contains(kids, pk.KeyID) {
+			t.Errorf("%s key %q not among the public keys %q", name, pk.KeyID, kids)
+		}
+	}
 }
 
 func sorted(s []string) []string {

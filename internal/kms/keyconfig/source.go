@@ -51,6 +51,11 @@ func (s *Source) Unwrap(ctx context.Context, namespace string, k jwe.Recipient) 
 // KeyIDs are the current keyring's key IDs.
 func (s *Source) KeyIDs() []string { return s.current.Load().KeyIDs() }
 
+// PublicKeys returns the public keys of the keys in use.
+func (s *Source) PublicKeys(ctx context.Context) ([]jwe.PublicKey, error) {
+	return s.current.Load().PublicKeys(ctx)
+}
+
 // Err is the last reload's error: nil while the file on disk is the one in
 // use.
 func (s *Source) Err() error {

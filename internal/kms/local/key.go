@@ -65,6 +65,12 @@ func (k *Key) Public() crypto.PublicKey {
 	return &k.ec.PublicKey
 }
 
+// PublicKeys returns the key's public half with its kid and algorithm, as the
+// webhook publishes it.
+func (k *Key) PublicKeys(context.Context) ([]jwe.PublicKey, error) {
+	return []jwe.PublicKey{{Key: k.Public(), KeyID: k.kid, Algorithm: k.alg}}, nil
+}
+
 // Unwrap returns the content-encryption key of w. The error wraps
 // jwe.ErrKeyMismatch when the key cannot open w; an algorithm this key does not
 // do, or a malformed ECDH-ES header, is a different error.

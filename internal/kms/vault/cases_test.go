@@ -299,6 +299,10 @@ func caseRotation(t *testing.T, e *vaultEnv) {
 	if again.KeyID != pk1.KeyID || !pk1.Key.(*rsa.PublicKey).Equal(again.Key) {
 		t.Errorf("PublicKeyVersion(1) = %q, not the version 1 key %q", again.KeyID, pk1.KeyID)
 	}
+	all, err := k.PublicKeys(t.Context())
+	if err != nil || len(all) != 2 || all[0].KeyID != pk1.KeyID || all[1].KeyID != v2.KeyIDs()[0] {
+		t.Errorf("PublicKeys = %v, %v; want versions 1 and 2", all, err)
+	}
 }
 
 func caseMinDecryptionVersion(t *testing.T, e *vaultEnv) {
@@ -315,6 +319,9 @@ func caseMinDecryptionVersion(t *testing.T, e *vaultEnv) {
 	decrypt(t, k, v2, "new password")
 	if _, err := k.PublicKeyVersion(t.Context(), 1); err == nil {
 		t.Error("PublicKeyVersion(1) below min_decryption_version succeeded")
+	}
+	if all, err := k.PublicKeys(t.Context()); err != nil || len(all) != 1 || all[0].KeyID != v2.KeyIDs()[0] {
+		t.Errorf("PublicKeys = %v, %v; want version 2 only", all, err)
 	}
 }
 

@@ -41,6 +41,27 @@ func (k *Key) PublicKeyVersion(ctx context.Context, n int) (jwe.PublicKey, error
 	return k.publicKey(ctx, n)
 }
 
+// PublicKeys returns the public keys of every version Vault still decrypts
+// with, oldest first, each with its key ID.
+func (k *Key) PublicKeys(ctx context.Context) ([]jwe.PublicKey, error) {
+	info, err := k.readKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []jwe.PublicKey
+	for n := max(info.MinDecryptionVersion, 1); n <= info.LatestVersion; n++ {
+		if _, ok := info.Keys[strconv.Itoa(n)]; !ok {
+			continue
+		}
+		pk, err := k.versionPublicKey(info, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pk)
+	}
+	return out, nil
+}
+
 // publicKey returns the public key of version n, or of the latest version
 // when n is 0.
 func (k *Key) publicKey(ctx context.Context, n int) (jwe.PublicKey, error) {
@@ -48,6 +69,12 @@ func (k *Key) publicKey(ctx context.Context, n int) (jwe.PublicKey, error) {
 	if err != nil {
 		return jwe.PublicKey{}, err
 	}
+	return k.versionPublicKey(info, n)
+}
+
+// versionPublicKey returns the public key of version n of the key info
+// describes, or of the latest version when n is 0.
+func (k *Key) versionPublicKey(info keyInfo, n int) (jwe.PublicKey, error) {
 	bits, ok := rsaBits[info.Type]
 	if !ok {
 		return jwe.PublicKey{}, fmt.Errorf("vault: %s is a %q key, not rsa-2048, rsa-3072 or rsa-4096", k.family, info.Type)
