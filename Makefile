@@ -51,9 +51,15 @@ help:
 	@echo "clean        bin/webhook, bin/jwe-encrypt; clean-tools also removes the cached control plane"
 	@echo "image        the webhook's container image (IMAGE, VERSION; needs a Docker engine, so not in test)"
 
+# The version both programs print with --version, and the image's tag: the
+# nearest tag, commits since and the commit (v1.2.0-3-gabcdef0), or the
+# commit alone before the first tag; "-dirty" with uncommitted changes.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION_LDFLAGS := -X main.version=$(VERSION)
+
 build:
-	$(GO) build -o $(WEBHOOK) ./cmd/webhook
-	$(GO) build -o $(JWE_ENCRYPT) ./cmd/jwe-encrypt
+	$(GO) build -ldflags '$(VERSION_LDFLAGS)' -o $(WEBHOOK) ./cmd/webhook
+	$(GO) build -ldflags '$(VERSION_LDFLAGS)' -o $(JWE_ENCRYPT) ./cmd/jwe-encrypt
 
 tools: $(KUBE_APISERVER) $(KUBECTL) $(ETCD)
 
@@ -145,7 +151,6 @@ clean-tools: clean
 # The container image (Dockerfile): a static binary on distroless, version
 # stamped. Needs a Docker engine with BuildKit, so `make test` does not run it.
 IMAGE ?= ghcr.io/jwe-webhook/jwe-webhook
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 .PHONY: image
 image:
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .

@@ -41,6 +41,7 @@ func main() {
 }
 
 const usage = `Usage: webhook --tls-cert-file FILE --tls-key-file FILE (--key-config FILE | --key-file FILE) [options]
+       webhook --version    print the version (to stderr, as --help) and exit
 
 Serves the jwe-webhook mutating admission webhook over HTTPS: POST /mutate
 (AdmissionReview), GET /healthz, GET /readyz; and over plain HTTP on the
@@ -162,7 +163,11 @@ type config struct {
 	shutdownTimeout    time.Duration
 	concurrency        int
 	limits             admission.Limits
+	showVersion        bool
 }
+
+// errVersion is parseConfig's answer to --version.
+var errVersion = errors.New("version requested")
 
 // stringList is a repeatable flag; each value may hold several comma-separated
 // items, so one environment variable can name several files.
@@ -234,8 +239,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.limits.MaxRecipients, "max-recipients", jwe.MaxRecipients, "")
 	fs.IntVar(&c.limits.MaxJWEBytes, "max-jwe-bytes", admission.DefaultMaxJWEBytes, "")
 	fs.IntVar(&c.limits.MaxReviews, "max-reviews-in-flight", admission.DefaultMaxReviews, "")
+	fs.BoolVar(&c.showVersion, "version", false, "")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if c.showVersion {
+		return c, errVersion
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
@@ -246,7 +255,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envName(f.Name)
-		if v := getenv(name); v != "" && !given[f.Name] && envErr == nil {
+		if v := getenv(name); v != "" && !given[f.Name] && envErr == nil && f.Name != "version" {
 			if err := fs.Set(f.Name, v); err != nil {
 				envErr = fmt.Errorf("invalid value %q for $%s: %w", v, name, err)
 			}
@@ -306,8 +315,12 @@ const negativeCacheSize = 1000
 // run is the whole command, with its environment passed in so tests can drive it.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	c, err := parseConfig(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
 		return nil
+	case errors.Is(err, errVersion):
+		_, err = fmt.Fprintf(stderr, "webhook %s\n", buildVersion())
+		return err
 	}
 	if err != nil {
 		return err

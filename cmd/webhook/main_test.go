@@ -121,6 +121,21 @@ func TestRunHelp(t *testing.T) {
 	}
 }
 
+func TestRunVersion(t *testing.T) {
+	// What make build stamps with -ldflags "-X main.version=…".
+	stamped := version
+	version = "v1.2.3-4-gabcdef0"
+	t.Cleanup(func() { version = stamped })
+	var stderr bytes.Buffer
+	// --version answers before the required flags are checked.
+	if err := run(t.Context(), []string{"--version"}, env(nil), &stderr); err != nil {
+		t.Fatalf("run --version: %v", err)
+	}
+	if got, want := stderr.String(), "webhook v1.2.3-4-gabcdef0\n"; got != want {
+		t.Errorf("run --version printed %q, want %q", got, want)
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe for the logger and the test at once.
 type syncBuffer struct {
 	mu sync.Mutex
