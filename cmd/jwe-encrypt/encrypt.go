@@ -239,7 +239,10 @@ func (c *cli) encrypt(ctx context.Context, args []string) error {
 // encryptValue encrypts one value and prints the JWE.
 func (c *cli) encryptValue(ctx context.Context, o *encryptOptions, r *recipients) error {
 	scope := jwe.Scope{Namespace: o.namespace, Name: o.name}
-	if o.scope == "" && scope.Kind() == scopeCluster {
+	switch {
+	case o.scope == scopeCluster:
+		c.warnf("--scope cluster: any Secret in any namespace of the cluster can use this value")
+	case scope.Kind() == scopeCluster:
 		c.warnf("the value is bound to no namespace: any Secret in any namespace of the cluster can use it (bind it with --namespace NS --name NAME, or say --scope cluster)")
 	}
 	// Keys first: a key service that fails should not cost a typed secret.
