@@ -96,7 +96,9 @@ basicConstraints = critical, CA:TRUE, pathlen:0
 keyUsage = critical, keyCertSign, cRLSign
 subjectKeyIdentifier = hash
 EXT
-	openssl req -new -key "$out/ca.key" -subj "/CN=jwe-webhook CA $(date -u +%Y-%m-%d)" -out "$work/ca.csr"
+	# Date, time and a random tag: two CAs made the same day (the old and the
+	# new of a rotation) must be told apart in logs and bundles.
+	openssl req -new -key "$out/ca.key" -subj "/CN=jwe-webhook CA $(date -u +%Y-%m-%dT%H:%M:%SZ) $(openssl rand -hex 4)" -out "$work/ca.csr"
 	openssl x509 -req -in "$work/ca.csr" -signkey "$out/ca.key" -days $((days * 10)) \
 		-extfile "$work/ca.ext" -out "$out/ca.crt" 2>/dev/null
 fi

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -194,6 +195,15 @@ func TestMakeCertsRotation(t *testing.T) {
 	}
 
 	rotated := makeCerts(t, "--also-trust", filepath.Join(first, "ca.crt"))
+	// Made within the same second: the subjects still differ, so that logs
+	// ("client CA bundle loaded" lists them) tell the two apart.
+	oldCA, newCA := readCerts(t, readFile(t, first, "ca.crt"))[0], readCerts(t, readFile(t, rotated, "ca.crt"))[0]
+	if oldCA.Subject.String() == newCA.Subject.String() {
+		t.Errorf("old and new CA have the same subject %q", newCA.Subject)
+	}
+	if !strings.HasPrefix(newCA.Subject.CommonName, "jwe-webhook CA ") {
+		t.Errorf("CA subject %q", newCA.Subject)
+	}
 	in := readInstall(t, rotated)
 	bundle, _ := base64.StdEncoding.DecodeString(in.caBundle.Webhooks[0].ClientConfig.CABundle)
 	for name, data := range map[string][]byte{"caBundle": bundle, "client CA ConfigMap": []byte(in.clientCA.Data["ca.crt"])} {
