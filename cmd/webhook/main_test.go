@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -154,10 +155,10 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-// TestRunServes starts the webhook with an EC key that serves both as TLS key
-// and as local JWE key, and stops it by cancelling the context.
-func TestRunServes(t *testing.T) {
-	dir := t.TempDir()
+// servingCert writes an EC key and a self-signed certificate for it to dir.
+// The key also serves as a local JWE key.
+func servingCert(t *testing.T, dir string) (certFile, keyFile string, key *ecdsa.PrivateKey, notAfter time.Time) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -176,65 +177,95 @@ func TestRunServes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "key.pem")
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "key.pem")
 	for path, data := range map[string][]byte{
 		certFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}),
-		keyFile:  keyPEM,
+		keyFile:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
 	} {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return certFile, keyFile, key, tmpl.NotAfter
+}
 
+// running is the webhook started by startRun.
+type running struct {
+	metricsAddr string
+	stderr      *syncBuffer
+	cancel      context.CancelFunc
+	done        chan error
+}
+
+// startRun runs the webhook with args and env until the test ends, and
+// waits until it serves.
+func startRun(t *testing.T, args []string, vars map[string]string) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	var stderr syncBuffer
-	done := make(chan error, 1)
+	r := &running{stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	t.Cleanup(cancel)
 	go func() {
-		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--tls-cert-file", certFile, "--tls-key-file", keyFile},
-			env(map[string]string{"JWE_WEBHOOK_KEY_FILE": keyFile}), &stderr)
+		r.done <- run(ctx, append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, args...), env(vars), r.stderr)
 	}()
-
 	deadline := time.NewTimer(5 * time.Second)
 	defer deadline.Stop()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	metricsAddr := regexp.MustCompile(`"msg":"serving probes and metrics","addr":"([^"]+)"`)
-	var addr []string
-	for addr == nil {
+	for {
 		select {
-		case err := <-done:
-			t.Fatalf("run returned %v before serving; log:\n%s", err, stderr.String())
+		case err := <-r.done:
+			t.Fatalf("run returned %v before serving; log:\n%s", err, r.stderr.String())
 		case <-deadline.C:
-			t.Fatalf("not serving within 5s; log:\n%s", stderr.String())
+			t.Fatalf("not serving within 5s; log:\n%s", r.stderr.String())
 		case <-tick.C:
 		}
-		addr = metricsAddr.FindStringSubmatch(stderr.String())
+		if addr := metricsAddr.FindStringSubmatch(r.stderr.String()); addr != nil {
+			r.metricsAddr = addr[1]
+			return r
+		}
 	}
+}
+
+// get returns the status and body of path on the metrics port.
+func (r *running) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + r.metricsAddr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// TestRunServes starts the webhook with an EC key that serves both as TLS key
+// and as local JWE key, and stops it by cancelling the context.
+func TestRunServes(t *testing.T) {
+	certFile, keyFile, key, notAfter := servingCert(t, t.TempDir())
+	r := startRun(t, []string{"--tls-cert-file", certFile, "--tls-key-file", keyFile}, map[string]string{"JWE_WEBHOOK_KEY_FILE": keyFile})
 	for path, want := range map[string]string{
 		"/readyz":  "ok",
-		"/metrics": `jwe_webhook_serving_certificate_expiry_timestamp_seconds ` + strconv.FormatFloat(float64(tmpl.NotAfter.Unix()), 'g', -1, 64),
+		"/metrics": `jwe_webhook_serving_certificate_expiry_timestamp_seconds ` + strconv.FormatFloat(float64(notAfter.Unix()), 'g', -1, 64),
 	} {
-		resp, err := http.Get("http://" + addr[1] + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
-			t.Errorf("GET %s: %d, want 200 with %q:\n%s", path, resp.StatusCode, want, body)
+		if code, body := r.get(t, path); code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("GET %s: %d, want 200 with %q:\n%s", path, code, want, body)
 		}
 	}
-	cancel()
+	r.cancel()
 	select {
-	case err := <-done:
+	case err := <-r.done:
 		if err != nil {
 			t.Errorf("run after cancellation: %v", err)
 		}
-	case <-deadline.C:
+	case <-time.After(5 * time.Second):
 		t.Fatal("run did not return within 5s of cancellation")
 	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := r.stderr
 
 	log := stderr.String()
 	if !strings.Contains(log, `"kids":["`) {
@@ -247,5 +278,55 @@ func TestRunServes(t *testing.T) {
 	jwkD := base64.RawURLEncoding.EncodeToString(key.D.Bytes())
 	if strings.Contains(log, "PRIVATE KEY") || strings.Contains(log, pemBody) || strings.Contains(log, jwkD) {
 		t.Errorf("log holds key material:\n%s", log)
+	}
+}
+
+// TestRunBrokenKeyConfig: a key configuration broken while the webhook runs
+// leaves it ready with the last good keys, reported by /readyz, a metric and
+// a log line; the file fixed, the report goes away.
+func TestRunBrokenKeyConfig(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _, _ := servingCert(t, dir)
+	good := fmt.Sprintf("keys:\n  - provider: local\n    local: {file: %s}\n", keyFile)
+	config := filepath.Join(dir, "keys.yaml")
+	if err := os.WriteFile(config, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := startRun(t, []string{"--tls-cert-file", certFile, "--tls-key-file", keyFile,
+		"--key-config", config, "--key-config-reload-interval", "10ms"}, nil)
+	waitMetric := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			_, body := r.get(t, "/metrics")
+			if strings.Contains(body, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q within 5s:\n%s", want, body)
+			}
+			time.Sleep(10 * time.Millisecond) // polling the metric, not waiting a fixed time
+		}
+	}
+	waitMetric("jwe_webhook_key_config_last_reload_success 1\n")
+
+	if err := os.WriteFile(config, []byte("keys: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric("jwe_webhook_key_config_last_reload_success 0\n")
+	code, body := r.get(t, "/readyz")
+	if code != http.StatusOK || !strings.Contains(body, "key configuration "+config+" does not build") {
+		t.Errorf("/readyz with a broken file: %d %q, want 200 naming the file", code, body)
+	}
+	if log := r.stderr.String(); !strings.Contains(log, "key configuration not reloaded; the previous keys stay in use") {
+		t.Errorf("no log line for the broken file:\n%s", log)
+	}
+
+	if err := os.WriteFile(config, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric("jwe_webhook_key_config_last_reload_success 1\n")
+	if code, body := r.get(t, "/readyz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/readyz with the file fixed: %d %q", code, body)
 	}
 }

@@ -31,6 +31,9 @@ type Cache struct {
 	flight      singleflight.Group
 	callTimeout time.Duration
 
+	mu   sync.Mutex        // orders adding an entry against Forget
+	gens map[string]uint64 // by configured key ID, bumped by Forget
+
 	hits, misses, evictions atomic.Uint64
 }
 
@@ -38,6 +41,7 @@ type Cache struct {
 // takes against the zeroing on eviction; it is never held while the LRU's
 // own lock is taken, so the two cannot deadlock.
 type cacheEntry struct {
+	kid string // of the configured key that unwrapped cek
 	mu  sync.Mutex
 	cek []byte // nil once evicted
 }
@@ -73,7 +77,7 @@ type CacheStats struct {
 // (the caller's deadline when callTimeout is not positive), and is not
 // cancelled when a caller goes away.
 func NewCache(size int, ttl, callTimeout time.Duration) *Cache {
-	c := &Cache{callTimeout: callTimeout}
+	c := &Cache{callTimeout: callTimeout, gens: map[string]uint64{}}
 	c.lru = expirable.NewLRU(size, func(_ [sha256.Size]byte, e *cacheEntry) {
 		c.evictions.Add(1)
 		e.evict()
@@ -84,6 +88,37 @@ func NewCache(size int, ttl, callTimeout time.Duration) *Cache {
 // Stats returns the counters.
 func (c *Cache) Stats() CacheStats {
 	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load(), Entries: c.lru.Len()}
+}
+
+// Forget drops at once every content key that the key configured as kid
+// unwrapped, and keeps unwraps by it in flight now from adding theirs: the
+// key was removed from the configuration, so nothing it opened may be served
+// from memory any more.
+func (c *Cache) Forget(kid string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gens[kid]++
+	for _, key := range c.lru.Keys() {
+		if e, ok := c.lru.Peek(key); ok && e.kid == kid {
+			c.lru.Remove(key)
+		}
+	}
+}
+
+// generation is kid's count of Forget calls.
+func (c *Cache) generation(kid string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gens[kid]
+}
+
+// add caches cek under key unless Forget(kid) was called since gen.
+func (c *Cache) add(key [sha256.Size]byte, kid string, gen uint64, cek []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gens[kid] == gen {
+		c.lru.Add(key, &cacheEntry{kid: kid, cek: clone(cek)})
+	}
 }
 
 // Decrypter returns d with this cache in front of it.
@@ -114,13 +149,15 @@ func (d *cachedDecrypter) Unwrap(ctx context.Context, k jwe.Recipient) ([]byte, 
 			return cek, nil
 		}
 		c.misses.Add(1)
+		kid := d.KeyID()
+		gen := c.generation(kid)
 		fctx, cancel := c.flightContext(ctx)
 		defer cancel()
 		cek, err := d.Decrypter.Unwrap(fctx, k)
 		if err != nil {
 			return nil, err
 		}
-		c.lru.Add(key, &cacheEntry{cek: clone(cek)})
+		c.add(key, kid, gen, cek)
 		return cek, nil
 	})
 	select {

@@ -209,3 +209,49 @@ func TestKeyringTimeout(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestCacheForget(t *testing.T) {
+	c := NewCache(10, time.Hour, time.Minute)
+	k1, k2 := newFake("k1"), newFake("k2")
+	d1, d2 := c.Decrypter(k1), c.Decrypter(k2)
+	unwrap := func(d Decrypter, ek string) {
+		t.Helper()
+		if _, err := d.Unwrap(context.Background(), wrapped(d.KeyID(), ek)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unwrap(d1, "a")
+	unwrap(d1, "b")
+	unwrap(d2, "a")
+	c.Forget("k1")
+	if s := c.Stats(); s.Entries != 1 {
+		t.Fatalf("after Forget(k1): %+v, want k2's one entry", s)
+	}
+	unwrap(d1, "a")
+	unwrap(d2, "a")
+	if n1, n2 := k1.calls.Load(), k2.calls.Load(); n1 != 3 || n2 != 1 {
+		t.Fatalf("key-service calls k1 %d, k2 %d; want 3 (forgotten) and 1 (kept)", n1, n2)
+	}
+
+	// An unwrap in flight while its key is forgotten answers its caller but
+	// caches nothing.
+	g := newGate("k3")
+	d3 := c.Decrypter(g)
+	done := make(chan error, 1)
+	go func() {
+		_, err := d3.Unwrap(context.Background(), wrapped("k3", "a"))
+		done <- err
+	}()
+	g.waitEntered(t)
+	c.Forget("k3")
+	close(g.release)
+	if err := waitFor(t, done, "the unwrap in flight"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d3.Unwrap(context.Background(), wrapped("k3", "a")); err != nil {
+		t.Fatal(err)
+	}
+	if n := g.calls.Load(); n != 2 {
+		t.Fatalf("%d calls: an unwrap in flight during Forget cached its key", n)
+	}
+}

@@ -197,6 +197,41 @@ func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(cacheEntries, prometheus.GaugeValue, float64(s.Entries))
 }
 
+// KeyConfig registers jwe_webhook_key_config_last_reload_success (1 while
+// the keyring in use is the one the key configuration file on disk
+// describes, 0 while the file is broken and the last good keys stay in use)
+// and jwe_webhook_key_config_last_reload_success_timestamp_seconds (when the
+// keyring in use was built), read from status at each scrape.
+func (m *Metrics) KeyConfig(status func() (ok bool, loaded time.Time)) {
+	m.reg.MustRegister(keyConfigCollector{status})
+}
+
+type keyConfigCollector struct {
+	status func() (bool, time.Time)
+}
+
+var (
+	keyConfigSuccess = prometheus.NewDesc(prefix+"key_config_last_reload_success",
+		"1 when the last reload of the key configuration file succeeded (or found it unchanged), 0 while the file is broken and the last good keys stay in use.", nil, nil)
+	keyConfigLoaded = prometheus.NewDesc(prefix+"key_config_last_reload_success_timestamp_seconds",
+		"When the keyring in use was built from the key configuration file, in seconds since the Unix epoch.", nil, nil)
+)
+
+func (keyConfigCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- keyConfigSuccess
+	ch <- keyConfigLoaded
+}
+
+func (c keyConfigCollector) Collect(ch chan<- prometheus.Metric) {
+	ok, loaded := c.status()
+	success := 0.0
+	if ok {
+		success = 1
+	}
+	ch <- prometheus.MustNewConstMetric(keyConfigSuccess, prometheus.GaugeValue, success)
+	ch <- prometheus.MustNewConstMetric(keyConfigLoaded, prometheus.GaugeValue, float64(loaded.UnixNano())/1e9)
+}
+
 // CertExpiry registers jwe_webhook_serving_certificate_expiry_timestamp_seconds,
 // read from notAfter at each scrape; it is absent while notAfter is zero.
 func (m *Metrics) CertExpiry(notAfter func() time.Time) {

@@ -258,3 +258,26 @@ func TestReviewResult(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyConfig(t *testing.T) {
+	m := New("dev")
+	ok, loaded := true, time.Unix(1800000000, 500_000_000)
+	m.KeyConfig(func() (bool, time.Time) { return ok, loaded })
+	scrape := func() string {
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.String()
+	}
+	for _, want := range []string{
+		"jwe_webhook_key_config_last_reload_success 1\n",
+		"jwe_webhook_key_config_last_reload_success_timestamp_seconds 1.8000000005e+09\n",
+	} {
+		if s := scrape(); !strings.Contains(s, want) {
+			t.Errorf("scrape lacks %q:\n%s", want, s)
+		}
+	}
+	ok = false
+	if s := scrape(); !strings.Contains(s, "jwe_webhook_key_config_last_reload_success 0\n") {
+		t.Errorf("a failed reload is not reported:\n%s", s)
+	}
+}

@@ -164,10 +164,12 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 func TestMetricsPort(t *testing.T) {
 	_, certFile, keyFile := newCertFiles(t, 1, time.Now().Add(-time.Minute))
 	var keysErr error
+	var details []string
 	srv, err := New(Config{
 		CertFile: certFile, KeyFile: keyFile,
-		Metrics:     http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "metrics\n") }),
-		ReadyChecks: []func() error{func() error { return keysErr }},
+		Metrics:      http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "metrics\n") }),
+		ReadyChecks:  []func() error{func() error { return keysErr }},
+		ReadyDetails: func() []string { return details },
 	}, patching, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -185,9 +187,13 @@ func TestMetricsPort(t *testing.T) {
 	if code, _ := get("/mutate"); code != http.StatusNotFound {
 		t.Errorf("GET /mutate on the metrics port: %d, want 404", code)
 	}
+	details = []string{"key configuration: broken, last good keys in use", "key service vault: retrying"}
+	if code, body := get("/readyz"); code != http.StatusOK || body != "ok\n"+strings.Join(details, "\n")+"\n" {
+		t.Errorf("/readyz with details: %d %q, want 200 with the details after ok", code, body)
+	}
 	keysErr = errors.New("key configuration invalid")
-	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "key configuration invalid") {
-		t.Errorf("/readyz with a failing check: %d %q, want 503 with its error", code, body)
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "key configuration invalid\n") || !strings.Contains(body, details[1]) {
+		t.Errorf("/readyz with a failing check: %d %q, want 503 with its error and the details", code, body)
 	}
 	if srv.CertNotAfter().IsZero() {
 		t.Error("CertNotAfter is zero with a certificate loaded")

@@ -89,6 +89,10 @@ type Config struct {
 	// ReadyChecks must all return nil for /readyz to succeed, besides a valid
 	// serving certificate being loaded. The error text is the probe's answer.
 	ReadyChecks []func() error
+	// ReadyDetails, when not nil, returns lines /readyz adds to its answer,
+	// ready or not: what works only in part, such as a broken file whose last
+	// good version stays in use.
+	ReadyDetails func() []string
 }
 
 func (c *Config) setDefaults() {
@@ -253,11 +257,19 @@ func (s *Server) probes(r chi.Router) {
 		io.WriteString(w, "ok\n")
 	})
 	r.Get("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		answer, code := "ok", http.StatusOK
 		if err := s.ready(); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
+			answer, code = err.Error(), http.StatusServiceUnavailable
 		}
-		io.WriteString(w, "ok\n")
+		if s.cfg.ReadyDetails != nil {
+			for _, line := range s.cfg.ReadyDetails() {
+				answer += "\n" + line
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(code)
+		io.WriteString(w, answer+"\n")
 	})
 }
 

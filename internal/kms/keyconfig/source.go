@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,9 +27,19 @@ type Source struct {
 	log  *zap.Logger
 
 	current atomic.Pointer[Keys]
-	mu      sync.Mutex // guards sum, err
+	mu      sync.Mutex // guards sum, err, loaded
 	sum     [sha256.Size]byte
 	err     error
+	loaded  time.Time // when the keyring in use was built
+}
+
+// Status is what the last reload of a key configuration file did.
+type Status struct {
+	// Err is the last reload's error: nil while the keyring in use is the
+	// one the file on disk describes.
+	Err error
+	// Loaded is when the keyring in use was built from the file.
+	Loaded time.Time
 }
 
 // Open builds the keyring of the file at path; it fails when the file does.
@@ -64,15 +75,25 @@ func (s *Source) Err() error {
 	return s.err
 }
 
+// Status is the last reload's outcome.
+func (s *Source) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Status{Err: s.err, Loaded: s.loaded}
+}
+
 // Reload reads the file and, when its content changed, builds and swaps in a
-// new keyring. It reports whether it swapped.
+// new keyring. It reports whether it swapped. A file back to the content of
+// the keyring in use clears the last error. The content keys that a key no
+// longer configured unwrapped are dropped from the cache at once.
 func (s *Source) Reload(ctx context.Context) (bool, error) {
 	data, err := readFile(s.path)
 	sum := sha256.Sum256(data)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err == nil && s.current.Load() != nil && bytes.Equal(sum[:], s.sum[:]) {
-		return false, s.err
+		s.err = nil
+		return false, nil
 	}
 	var keys *Keys
 	if err == nil {
@@ -85,11 +106,27 @@ func (s *Source) Reload(ctx context.Context) (bool, error) {
 		s.err = err
 		return false, err
 	}
-	s.sum, s.err = sum, nil
+	s.sum, s.err, s.loaded = sum, nil, time.Now()
 	if old := s.current.Swap(keys); old != nil {
+		s.forgetRemoved(old.KeyIDs(), keys.KeyIDs())
 		time.AfterFunc(closeDelay, old.Close)
 	}
 	return true, nil
+}
+
+// forgetRemoved drops from the cache the content keys of the keys in old
+// that are not in current.
+func (s *Source) forgetRemoved(old, current []string) {
+	cache := s.opts.Keyring.Cache
+	if cache == nil {
+		return
+	}
+	for _, kid := range old {
+		if !slices.Contains(current, kid) {
+			cache.Forget(kid)
+			s.log.Info("key removed from the configuration; its cached content keys are dropped", zap.String("kid", kid))
+		}
+	}
 }
 
 // Watch reloads the file every interval until ctx ends, logging each change
