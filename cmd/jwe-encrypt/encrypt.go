@@ -44,6 +44,9 @@ Recipients:
                                a Vault transit key (its latest version) or
                                key version; VAULT_ADDR, VAULT_TOKEN (or
                                ~/.vault-token), VAULT_CACERT, VAULT_NAMESPACE
+        https://HOST/keys      the cluster's key set as the webhook serves it
+                               on its metrics port (every key in it; plain
+                               http only on a loopback address)
 
 Binding (the webhook refuses a value stored anywhere else):
     --scope SCOPE          strict: this Secret only (namespace and name);
@@ -378,6 +381,13 @@ func (c *cli) encryptSecret(ctx context.Context, file string, s *manifest.Secret
 		}
 		if !jwe.Detect(v.Bytes) {
 			todo = append(todo, v)
+			continue
+		}
+		// Encrypted only when it is a JWE the webhook accepts: a value that
+		// merely looks like one may be plaintext, and would be refused.
+		if _, err := jwe.Parse(v.Bytes); err != nil {
+			return 0, withHint(fmt.Errorf("%s:%d: Secret %s: key %q has the shape of a JWE but is not a valid one: %w", file, v.Line, s, v.Key, err),
+				"if it is plaintext, move it out of the way of JWE detection (it has a \"ciphertext\" member or looks like a compact JWE); if it is a JWE, encrypt it again")
 		}
 	}
 	if len(todo) == 0 {

@@ -37,7 +37,7 @@ Usage:
     jwe-encrypt -r RECIPIENT... [--namespace NS --name NAME] [-o FILE]
     jwe-encrypt -r RECIPIENT... -f MANIFEST [-i | -o FILE]
     jwe-encrypt inspect [FILE]
-    jwe-encrypt lint [--strict] PATH...
+    jwe-encrypt lint [--strict] [--keys JWKS] [--format text|json] PATH...
     jwe-encrypt rekey [-k KEY]... (--add RECIPIENT | --remove KID | --to RECIPIENT)... [-i | --dry-run] PATH...
     jwe-encrypt decrypt [-k KEY]... [--reveal [-o FILE]] [FILE]
     jwe-encrypt pubkey [--jwks] [-o FILE] RECIPIENT...
@@ -120,7 +120,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		case "inspect":
 			return c.inspect(args[1:])
 		case "lint":
-			return c.lint(args[1:])
+			return c.lint(ctx, args[1:])
 		case "rekey":
 			return c.rekey(ctx, args[1:])
 		case "decrypt":

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -56,7 +57,7 @@ const (
 // fake Vault holding the transit key vaultKey (versions 1 and 2) through
 // VAULT_ADDR and VAULT_TOKEN (also in VAULT_ROOT_TOKEN). Besides
 // jwe-encrypt and decrypt-for-test, scripts have the commands redact-jwe,
-// mode and write.
+// mode, write and serve-keys.
 func TestScripts(t *testing.T) {
 	gcp := gcpkmstest.Start(t)
 	for n, state := range []kmspb.CryptoKeyVersion_CryptoKeyVersionState{kmspb.CryptoKeyVersion_ENABLED, kmspb.CryptoKeyVersion_ENABLED, kmspb.CryptoKeyVersion_DISABLED} {
@@ -102,6 +103,7 @@ func TestScripts(t *testing.T) {
 			"redact-jwe": redactJWE,
 			"mode":       fileMode,
 			"write":      writeFile,
+			"serve-keys": serveKeys,
 		},
 	})
 }
@@ -118,6 +120,26 @@ func redactJWE(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	out := jwePattern.ReplaceAllString(ts.ReadFile(args[0]), "JWE")
 	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(out), 0o644))
+}
+
+// serveKeys serves FILE at /keys on a loopback address for the rest of the
+// script, as the webhook's metrics port does, and sets KEYS_URL to its URL:
+// serve-keys FILE.
+func serveKeys(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: serve-keys FILE")
+	}
+	body := []byte(ts.ReadFile(args[0]))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/keys" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Write(body)
+	}))
+	ts.Defer(srv.Close)
+	ts.Setenv("KEYS_URL", srv.URL+"/keys")
 }
 
 // writeFile writes its arguments to a file: write FILE TEXT...

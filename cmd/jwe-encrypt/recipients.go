@@ -101,9 +101,11 @@ func (s *keyServices) resolveRecipient(ctx context.Context, spec string) ([]jwe.
 		return s.gcpKMS(ctx, strings.TrimPrefix(spec, gcpkmsScheme))
 	case strings.HasPrefix(spec, vaultScheme):
 		return s.vault(ctx, spec)
+	case isURL(spec):
+		return s.keySet(ctx, spec)
 	case strings.Contains(spec, "://"):
 		return nil, withHint(fmt.Errorf("recipient %q: unknown key service", spec),
-			"a recipient is a public key file, gcpkms://projects/… or vault://MOUNT/KEY")
+			"a recipient is a public key file, a key set URL (https://…/keys), gcpkms://projects/… or vault://MOUNT/KEY")
 	}
 	keys, err := local.LoadPublicFile(spec)
 	if err != nil && strings.Contains(err.Error(), "private key") {
