@@ -8,8 +8,11 @@ GO ?= go
 BIN := $(CURDIR)/bin
 TOOLS_DIR := test/tools
 E2E_DIR := test/e2e
+# The matchConditions of manifests/ evaluated by the apiserver's CEL library
+# against the webhook's detection: a module of its own for k8s.io/apiserver.
+MATCH_DIR := test/matchcondition
 # Every Go module in the tree, for lint.
-MODULES := . $(E2E_DIR)
+MODULES := . $(E2E_DIR) $(MATCH_DIR)
 
 # The control-plane versions are the ones test/tools/go.mod pins.
 KUBE_VERSION := $(shell cd $(TOOLS_DIR) && $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes)
@@ -40,7 +43,7 @@ help:
 	@echo "build        bin/webhook, bin/jwe-encrypt"
 	@echo "tools        kube-apiserver $(KUBE_VERSION), kubectl $(KUBE_VERSION), etcd $(ETCD_VERSION) into bin/ (built from source once)"
 	@echo "test         test-unit and test-e2e (what CI runs)"
-	@echo "test-unit    go test ./... in the root module"
+	@echo "test-unit    go test ./... in the root module and in $(MATCH_DIR)"
 	@echo "test-e2e     the suite in $(E2E_DIR) against a real etcd + kube-apiserver + webhook"
 	@echo "test-vault   the Vault provider's cases against the Vault at VAULT_ADDR with VAULT_TOKEN (creates and deletes transit keys)"
 	@echo "bench        Go benchmarks of /mutate and load runs of bin/webhook, as ratios to baselines of the same run, into BENCHMARKS.md"
@@ -86,6 +89,7 @@ test: test-unit test-e2e
 
 test-unit: interop-deps
 	$(GO) test ./...
+	cd $(MATCH_DIR) && $(GO) test ./...
 
 # The interoperability test runs the npm package jose (an independent JOSE
 # implementation) from test/interop; npm ci installs the locked version.
@@ -117,7 +121,7 @@ LOAD_FLAGS ?= -scenario cache-hit
 load: build
 	$(GO) run ./test/load -start -webhook $(WEBHOOK) $(LOAD_FLAGS)
 
-# Every fuzz target in the root module (cmd/, internal/), one after another,
+# Every fuzz target in cmd/, internal/ and $(MATCH_DIR), one after another,
 # FUZZTIME each. A failing target does not stop the others; its input lands
 # in the package's testdata/fuzz and the target fails at the end.
 FUZZTIME ?= 5m
@@ -127,8 +131,8 @@ fuzz:
 	while read -r file name; do \
 		pkg=./$$(dirname "$$file"); \
 		echo ">> $$name in $$pkg for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg" || failed+=("$$pkg $$name"); \
-	done < <(grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' cmd internal | sed 's/:func / /' | sort); \
+		(cd "$$pkg" && $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) .) || failed+=("$$pkg $$name"); \
+	done < <(grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' cmd internal $(MATCH_DIR) | sed 's/:func / /' | sort); \
 	if (( $${#failed[@]} )); then printf 'fuzz: failed: %s\n' "$${failed[@]}"; exit 1; fi
 
 test-e2e: tools build

@@ -226,6 +226,14 @@ func checkInstall(t *testing.T, objs objects) {
 	}
 
 	w := lookup(objs.get(t, "MutatingWebhookConfiguration", "jwe-webhook"), "webhooks", 0)
+	raw, err := os.ReadFile(webhookManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var base map[string]any
+	if err := yaml.Unmarshal(raw, &base); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		what string
 		got  any
@@ -238,6 +246,8 @@ func checkInstall(t *testing.T, objs objects) {
 		{"service", fmt.Sprint(lookup(w, "clientConfig", "service", "namespace"), "/", lookup(w, "clientConfig", "service", "name"),
 			":", lookup(w, "clientConfig", "service", "port"), lookup(w, "clientConfig", "service", "path")), "jwe-webhook/jwe-webhook:443/mutate"},
 		{"namespaceSelector", lookup(w, "namespaceSelector", "matchExpressions", 0), "map[key:kubernetes.io/metadata.name operator:NotIn values:[kube-system jwe-webhook]]"},
+		// test/matchcondition proves the base's expressions; every install has them.
+		{"matchConditions", lookup(w, "matchConditions"), fmt.Sprint(lookup(base, "webhooks", 0, "matchConditions"))},
 	} {
 		if fmt.Sprint(tt.got) != tt.want {
 			t.Errorf("webhook %s: %v, want %s", tt.what, tt.got, tt.want)
