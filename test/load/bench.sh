@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Runs the Go benchmarks of the /mutate handler and a short load run of every
-# scenario against the webhook binary, and writes both tables, with the
+# Runs the Go benchmarks of the /mutate handler, a short load run of every
+# scenario against the webhook binary, and Secret CREATEs through a real
+# kube-apiserver (test/e2e/cmd/writepath), and writes the tables, with the
 # machine they ran on, into BENCHMARKS.md between the generated markers; the
 # prose around them is kept. `make bench` runs it from the repository root.
 #
 #   GO           go command (go)
-#   WEBHOOK      webhook binary for the load runs (bin/webhook)
+#   WEBHOOK      webhook binary for the load runs (bin/webhook); with
+#                KUBE_APISERVER, KUBECTL, ETCD, JWE_ENCRYPT (absolute paths) also
+#                for the write path
+#   WRITEPATH_FLAGS flags for test/e2e/cmd/writepath (-n 200 -rounds 3)
 #   BENCH_FLAGS  flags for go test -bench (-benchtime 2s -count 3)
 #   LOAD_FLAGS   flags for the load program's runs (-d 5s)
 #   TARGET_FLAGS flags for the run that checks issue #7's target
@@ -15,6 +19,7 @@ set -euo pipefail
 
 GO=${GO:-go}
 WEBHOOK=${WEBHOOK:-bin/webhook}
+WRITEPATH_FLAGS=${WRITEPATH_FLAGS:--n 200 -rounds 3}
 BENCH_FLAGS=${BENCH_FLAGS:--benchtime 2s -count 3}
 LOAD_FLAGS=${LOAD_FLAGS:--d 5s}
 TARGET_FLAGS=${TARGET_FLAGS:--scenario cache-hit -rate 2000 -c 64}
@@ -39,7 +44,10 @@ status=0
 "$tmp/load" -start -webhook "$WEBHOOK" -markdown $LOAD_FLAGS $TARGET_FLAGS >"$tmp/target.md" || status=$?
 # shellcheck disable=SC2086
 "$tmp/load" -start -webhook "$WEBHOOK" -scenario all -markdown $LOAD_FLAGS >"$tmp/load.md" || status=$?
-cat "$tmp/target.md" "$tmp/load.md"
+# The write path last: it starts etcd, kube-apiserver and the webhook.
+# shellcheck disable=SC2086
+(cd test/e2e && WEBHOOK=$(realpath "$WEBHOOK") $GO run ./cmd/writepath $WRITEPATH_FLAGS) >"$tmp/writepath.md" || status=$?
+cat "$tmp/target.md" "$tmp/load.md" "$tmp/writepath.md"
 
 {
 	echo "$begin"
@@ -61,6 +69,12 @@ cat "$tmp/target.md" "$tmp/load.md"
 	echo "Every scenario, closed loop: \`go run ./test/load -start -scenario all $LOAD_FLAGS\`."
 	echo
 	cat "$tmp/load.md"
+	echo
+	echo "### Write path: Secret CREATE through kube-apiserver"
+	echo
+	echo "\`cd test/e2e && go run ./cmd/writepath $WRITEPATH_FLAGS\`: etcd, kube-apiserver (secretbox at rest) and the webhook binary on loopback, on the same cores."
+	echo
+	cat "$tmp/writepath.md"
 	echo
 	echo "$end"
 } >"$tmp/generated.md"
