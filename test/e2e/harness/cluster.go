@@ -336,8 +336,9 @@ func (c *Cluster) writeKubeconfig(admin CertPair) error {
 }
 
 // StartWebhook starts the webhook binary and waits for its /readyz. Stop it
-// with StopWebhook.
-func (c *Cluster) StartWebhook(ctx context.Context) error {
+// with StopWebhook. extraArgs come last on its command line, after
+// Config.WebhookArgs, so they win.
+func (c *Cluster) StartWebhook(ctx context.Context, extraArgs ...string) error {
 	if c.WebhookLog == "" {
 		c.WebhookLog = filepath.Join(c.logDir, "webhook.log")
 	}
@@ -355,6 +356,7 @@ func (c *Cluster) StartWebhook(ctx context.Context) error {
 	}, keys...)
 	args = append(args, c.clientAuthArgs()...)
 	args = append(args, c.cfg.WebhookArgs...)
+	args = append(args, extraArgs...)
 	p, err := StartProcess(c.logDir, "webhook", c.cfg.Bins.Webhook, args...)
 	if err != nil {
 		return err
