@@ -23,6 +23,10 @@ var sdks = []struct{ sdk, provider string }{
 	{"github.com/googleapis/gax-go", module + "/internal/kms/gcpkms"},
 	{"github.com/hashicorp/vault/api", module + "/internal/kms/vault"},
 	{"github.com/hashicorp/go-cleanhttp", module + "/internal/kms/vault"},
+	{"github.com/aws/aws-sdk-go-v2", module + "/internal/kms/awskms"},
+	{"github.com/aws/smithy-go", module + "/internal/kms/awskms"},
+	{"github.com/Azure/azure-sdk-for-go", module + "/internal/kms/azkv"},
+	{"github.com/AzureAD/microsoft-authentication-library-for-go", module + "/internal/kms/azkv"},
 }
 
 // TestSDKsOnlyInTheirProvider checks, with go list -deps, that no package of

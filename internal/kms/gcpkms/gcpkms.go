@@ -178,22 +178,10 @@ func crc32c(b []byte) int64 {
 	return int64(crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
 }
 
-// callError is a failed call to Cloud KMS. Its message names the call, the
-// resource and, in short, what the service said; it wraps the client's error
-// (status.Code reads the gRPC code from it), ErrPermissionDenied when Cloud KMS
-// refused the caller and, when the caller's context ended, the context's error.
-type callError struct {
-	msg  string
-	errs []error
-}
-
-func (e *callError) Error() string   { return e.msg }
-func (e *callError) Unwrap() []error { return e.errs }
-
 // newCallError describes err, returned by the call op on resource.
 func newCallError(ctx context.Context, op, resource string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		return &callError{msg: fmt.Sprintf("gcp kms: %s %q: %v", op, resource, ctxErr), errs: []error{ctxErr, err}}
+		return &kms.CallError{Msg: fmt.Sprintf("gcp kms: %s %q: %v", op, resource, ctxErr), Errs: []error{ctxErr, err}}
 	}
 	st := status.Convert(err)
 	errs := []error{err}
@@ -208,9 +196,9 @@ func newCallError(ctx context.Context, op, resource string, err error) error {
 		// The key or version does not exist; that will not change in seconds.
 		errs = append(errs, kms.ErrKeyNotFound)
 	}
-	return &callError{
-		msg:  fmt.Sprintf("gcp kms: %s %q: %s: %s", op, resource, codeText(st.Code()), short(st.Message())),
-		errs: errs,
+	return &kms.CallError{
+		Msg:  fmt.Sprintf("gcp kms: %s %q: %s: %s", op, resource, codeText(st.Code()), kms.ServiceMessage(st.Message())),
+		Errs: errs,
 	}
 }
 
@@ -230,19 +218,4 @@ func codeText(c codes.Code) string {
 		b.WriteString(" (check the webhook's identity and its Cloud KMS roles)")
 	}
 	return b.String()
-}
-
-// maxMessage caps the service's message in errors.
-const maxMessage = 200
-
-// short returns the first line of msg, cut to maxMessage bytes.
-func short(msg string) string {
-	msg, _, _ = strings.Cut(strings.TrimSpace(msg), "\n")
-	if len(msg) > maxMessage {
-		msg = strings.ToValidUTF8(msg[:maxMessage], "") + "…"
-	}
-	if msg == "" {
-		return "no message"
-	}
-	return msg
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/gcpkms"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/gcpkms/gcpkmstest"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/kmstest"
 )
 
 const (
@@ -41,18 +42,10 @@ const (
 	sha512 = ring + "sha512/cryptoKeyVersions/1" // RSA_DECRYPT_OAEP_4096_SHA512
 )
 
-// rsaKeys are two RSA-2048 keys, generated once for the package's tests.
-var rsaKeys = sync.OnceValues(func() ([2]*rsa.PrivateKey, error) {
-	var keys [2]*rsa.PrivateKey
-	for i := range keys {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			return keys, err
-		}
-		keys[i] = k
-	}
-	return keys, nil
-})
+// rsaKeys returns two RSA-2048 keys, generated once for the package's tests.
+func rsaKeys(t testing.TB) [2]*rsa.PrivateKey {
+	return [2]*rsa.PrivateKey{kmstest.RSAKey(t, 0), kmstest.RSAKey(t, 1)}
+}
 
 // rsa4096 is a test-only key checked in because generating one takes seconds
 // (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:4096).
@@ -82,10 +75,7 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	keys, err := rsaKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := rsaKeys(t)
 	key4096, err := rsa4096()
 	if err != nil {
 		t.Fatal(err)
@@ -432,7 +422,7 @@ func TestUnwrapConcurrent(t *testing.T) {
 func TestPublicKey(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	keys, _ := rsaKeys()
+	keys := rsaKeys(t)
 	// A crypto key whose newest enabled version is 9: 10 is disabled, and
 	// "10" sorts before "9" as a string.
 	multi := ring + "multi"
