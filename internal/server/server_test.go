@@ -99,14 +99,20 @@ func (ts *testServer) stop(t *testing.T) error {
 	return err
 }
 
-// waitDone returns what done delivers, failing the test after 5s.
+// hangTimeout is how long a test waits for something that should happen at
+// once before it calls it a hang: long enough that a loaded machine (CI
+// runs -race on 2 shared cores) never reaches it, since tests never fail on
+// wall time.
+const hangTimeout = time.Minute
+
+// waitDone returns what done delivers, failing the test after hangTimeout.
 func waitDone(t *testing.T, done <-chan error) error {
 	t.Helper()
 	select {
 	case err := <-done:
 		return err
-	case <-time.After(5 * time.Second):
-		t.Fatal("server did not return within 5s of cancellation")
+	case <-time.After(hangTimeout):
+		t.Fatalf("server did not return within %s of cancellation", hangTimeout)
 		return nil
 	}
 }
@@ -147,7 +153,7 @@ func (ts *testServer) servingSerial(t *testing.T) int64 {
 // eventually polls cond until it holds, failing the test after 5s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(5 * time.Second)
+	deadline := time.NewTimer(hangTimeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
