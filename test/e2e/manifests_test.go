@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -63,24 +64,29 @@ func TestManifests(t *testing.T) {
 		})
 	}
 
+	// An image pinned as manifests/README.md says reaches the Deployment: the
+	// images block it shows (what its kustomize edit set image command
+	// writes), with a digest, added to an overlay.
+	t.Run("pinned-image", func(t *testing.T) {
+		t.Parallel()
+		const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+		images, name := readmeImages(t)
+		dir := t.TempDir()
+		writeOverlay(t, dir, "local-key", strings.ReplaceAll(images, "sha256:…", digest))
+		objs := buildInstall(t, dir)
+		image := lookup(objs.get(t, "Deployment", "jwe-webhook"), "spec", "template", "spec", "containers", 0, "image")
+		if want := name + "@" + digest; image != want {
+			t.Errorf("Deployment runs image %v, want the pinned %s", image, want)
+		}
+	})
+
 	// An install as certs/README.md describes it: an overlay plus the
 	// component make-certs.sh writes.
 	t.Run("make-certs", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
 		runProgram(t, "bash", filepath.Join(manifestsDir, "..", "certs", "make-certs.sh"), filepath.Join(dir, "pki"))
-		overlay, err := filepath.Abs(filepath.Join(manifestsDir, "overlays", "local-key"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		rel, err := filepath.Rel(dir, overlay)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kustomization := fmt.Sprintf("resources: [%s]\ncomponents: [pki]\n", rel)
-		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeOverlay(t, dir, "local-key", "components: [pki]\n")
 		objs := buildInstall(t, dir)
 		checkInstall(t, objs)
 		objs.get(t, "Secret", "jwe-webhook-tls")
@@ -94,6 +100,50 @@ func TestManifests(t *testing.T) {
 			t.Errorf("caBundle is not the CA make-certs.sh made")
 		}
 	})
+}
+
+// readmeImages returns the images block manifests/README.md tells users to
+// add to their overlay, and the image name of its kustomize edit set image
+// command, which must write the same block.
+func readmeImages(t *testing.T) (block, name string) {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join(manifestsDir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := regexp.MustCompile("`kustomize edit set image ([^@` ]+)@sha256:…`").FindSubmatch(readme)
+	yml := regexp.MustCompile("(?s)```yaml\n(\\s*images:\n.*?)\\s*```").FindSubmatch(readme)
+	if cmd == nil || yml == nil {
+		t.Fatal("manifests/README.md no longer shows kustomize edit set image NAME@sha256:… and an images block")
+	}
+	var lines []string
+	indent := len(yml[1]) - len(bytes.TrimLeft(yml[1], " "))
+	for line := range strings.SplitSeq(string(yml[1]), "\n") {
+		lines = append(lines, line[min(indent, len(line)-len(strings.TrimLeft(line, " "))):])
+	}
+	block = strings.Join(lines, "\n") + "\n"
+	if !strings.Contains(block, "name: "+string(cmd[1])+"\n") {
+		t.Fatalf("the README's images block does not name the image of its kustomize command (%s):\n%s", cmd[1], block)
+	}
+	return block, string(cmd[1])
+}
+
+// writeOverlay writes dir/kustomization.yaml as a user's own overlay: the
+// overlay manifests/overlays/name plus extra.
+func writeOverlay(t *testing.T, dir, name, extra string) {
+	t.Helper()
+	overlay, err := filepath.Abs(filepath.Join(manifestsDir, "overlays", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(dir, overlay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kustomization := fmt.Sprintf("resources: [%s]\n%s", rel, extra)
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // objects are the documents of a kustomize build.
