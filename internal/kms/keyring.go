@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
@@ -30,6 +31,27 @@ type Entry struct {
 	// version of a family), which the webhook publishes; nil when they
 	// cannot be had.
 	PublicKeys func(context.Context) ([]jwe.PublicKey, error)
+	// KeyType is the kind of key, KeyTypeRSA or KeyTypeEC: a value without
+	// kid goes to the one key of its algorithm's kind. Empty means either.
+	KeyType string
+}
+
+// The kinds of key of Entry.KeyType.
+const (
+	KeyTypeRSA = "RSA"
+	KeyTypeEC  = "EC"
+)
+
+// keyTypeOf is the kind of key that decrypts the JWE algorithm alg, or ""
+// for an algorithm the keyring does not know.
+func keyTypeOf(alg string) string {
+	switch {
+	case strings.HasPrefix(alg, "RSA-OAEP"):
+		return KeyTypeRSA
+	case strings.HasPrefix(alg, "ECDH-ES"):
+		return KeyTypeEC
+	}
+	return ""
 }
 
 type keyringEntry struct {
@@ -37,6 +59,7 @@ type keyringEntry struct {
 	provider   string
 	namespaces []string
 	publicKeys func(context.Context) ([]jwe.PublicKey, error)
+	keyType    string
 }
 
 // Keyring picks the Decrypter for a JWE recipient by key ID and enforces each
@@ -76,7 +99,7 @@ func NewKeyring(opts Options, entries ...Entry) (*Keyring, error) {
 				return nil, fmt.Errorf("keyring: key %q: namespace pattern %q: %w", kid, p, err)
 			}
 		}
-		r.keys[kid] = keyringEntry{dec: opts.chain(e.Provider, e.Decrypter), provider: e.Provider, namespaces: slices.Clone(e.Namespaces), publicKeys: e.PublicKeys}
+		r.keys[kid] = keyringEntry{dec: opts.chain(e.Provider, e.Decrypter), provider: e.Provider, namespaces: slices.Clone(e.Namespaces), publicKeys: e.PublicKeys, keyType: e.KeyType}
 		r.ids = append(r.ids, kid)
 	}
 	slices.Sort(r.ids)
@@ -85,8 +108,8 @@ func NewKeyring(opts Options, entries ...Entry) (*Keyring, error) {
 
 // Unwrap returns the content-encryption key of k, a recipient of a value in
 // namespace. It selects the key whose KeyID is k.KeyID, else the one key whose
-// MatchKeyID accepts it; when k names no key and exactly one key is
-// configured, that key is used.
+// MatchKeyID accepts it; when k names no key, the one configured key whose
+// KeyType decrypts k's algorithm is used, and asked with its own key ID.
 //
 // The error wraps jwe.ErrKeyMismatch when no configured key fits k (the caller
 // may try another recipient), and ErrUnwrapFailed besides when the selected key
@@ -94,13 +117,17 @@ func NewKeyring(opts Options, entries ...Entry) (*Keyring, error) {
 // in namespace, and otherwise whatever the key's Decrypter returned.
 func (r *Keyring) Unwrap(ctx context.Context, namespace string, k jwe.Recipient) ([]byte, error) {
 	kid := k.KeyID
+	var e keyringEntry
+	var err error
 	if kid == "" {
-		if len(r.ids) != 1 {
-			return nil, fmt.Errorf("value names no key and %d keys are configured: %w", len(r.ids), jwe.ErrKeyMismatch)
-		}
-		kid = r.ids[0]
+		// The key service is asked with the selected key's ID, never an
+		// empty one.
+		kid, err = r.onlyKeyFor(k.Algorithm)
+		k.KeyID = kid
 	}
-	e, err := r.lookup(kid)
+	if err == nil {
+		e, err = r.lookup(kid)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +155,22 @@ func (r *Keyring) Unwrap(ctx context.Context, namespace string, k jwe.Recipient)
 type unwrapFailed struct{ error }
 
 func (e unwrapFailed) Unwrap() []error { return []error{e.error, ErrUnwrapFailed} }
+
+// onlyKeyFor returns the ID of the one configured key of the kind that
+// decrypts alg, for a value that names no key.
+func (r *Keyring) onlyKeyFor(alg string) (string, error) {
+	want := keyTypeOf(alg)
+	var found []string
+	for _, id := range r.ids {
+		if t := r.keys[id].keyType; t == "" || want == "" || t == want {
+			found = append(found, id)
+		}
+	}
+	if len(found) != 1 {
+		return "", fmt.Errorf("value names no key and %d configured keys can decrypt %q: %w", len(found), alg, jwe.ErrKeyMismatch)
+	}
+	return found[0], nil
+}
 
 // lookup returns the entry for kid: the key with that ID, else the one key
 // whose MatchKeyID accepts it.

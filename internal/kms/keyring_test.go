@@ -19,14 +19,16 @@ type fakeDecrypter struct {
 	cek   []byte
 	err   error
 	calls atomic.Int32
+	asked atomic.Value // the kid of the last recipient, a string
 }
 
 func (f *fakeDecrypter) KeyID() string { return f.kid }
 
 func (f *fakeDecrypter) MatchKeyID(kid string) bool { return kid == f.kid }
 
-func (f *fakeDecrypter) Unwrap(_ context.Context, _ jwe.Recipient) ([]byte, error) {
+func (f *fakeDecrypter) Unwrap(_ context.Context, r jwe.Recipient) ([]byte, error) {
 	f.calls.Add(1)
+	f.asked.Store(r.KeyID)
 	if f.err != nil {
 		return nil, f.err
 	}
@@ -75,7 +77,23 @@ func TestKeyringUnwrap(t *testing.T) {
 			entries: []Entry{{Decrypter: newFake("a"), Provider: "local"}, {Decrypter: newFake("b"), Provider: "vault"}},
 			kid:     "", namespace: "default",
 			wantIs:  jwe.ErrKeyMismatch,
-			wantErr: "value names no key and 2 keys are configured: key does not match",
+			wantErr: `value names no key and 2 configured keys can decrypt "RSA-OAEP-256": key does not match`,
+		},
+		{
+			name: "no kid, one RSA key and one EC key",
+			entries: []Entry{{Decrypter: newFake("ec"), Provider: "local", KeyType: KeyTypeEC},
+				{Decrypter: newFake("rsa"), Provider: "vault", KeyType: KeyTypeRSA}},
+			kid: "", namespace: "default",
+			wantCEK: "cek of rsa",
+		},
+		{
+			name: "no kid, two RSA keys and one EC key",
+			entries: []Entry{{Decrypter: newFake("ec"), Provider: "local", KeyType: KeyTypeEC},
+				{Decrypter: newFake("rsa1"), Provider: "vault", KeyType: KeyTypeRSA},
+				{Decrypter: newFake("rsa2"), Provider: "gcpkms", KeyType: KeyTypeRSA}},
+			kid: "", namespace: "default",
+			wantIs:  jwe.ErrKeyMismatch,
+			wantErr: `value names no key and 2 configured keys can decrypt "RSA-OAEP-256": key does not match`,
 		},
 		{
 			name:    "unknown kid",
@@ -133,6 +151,14 @@ func TestKeyringUnwrap(t *testing.T) {
 			if tt.wantErr == "" {
 				if err != nil || string(cek) != tt.wantCEK {
 					t.Fatalf("got %q, %v; want %q", cek, err, tt.wantCEK)
+				}
+				// The key service is asked with the selected key's ID,
+				// also for a value that names none.
+				for _, e := range tt.entries {
+					f := e.Decrypter.(*fakeDecrypter)
+					if asked, _ := f.asked.Load().(string); f.calls.Load() > 0 && asked != f.kid {
+						t.Errorf("key %q was asked with kid %q", f.kid, asked)
+					}
 				}
 				return
 			}

@@ -2,6 +2,7 @@ package keyconfig
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"fmt"
 	"slices"
 
@@ -64,7 +65,7 @@ func Build(ctx context.Context, cfg *File, opts Options) (*Keys, error) {
 			return nil, cfg.entryError(i, field, err)
 		}
 		for _, d := range decs {
-			entries = append(entries, kms.Entry{Decrypter: d, Provider: k.Provider, Namespaces: k.Namespaces, PublicKeys: publicKeys(d)})
+			entries = append(entries, kms.Entry{Decrypter: d, Provider: k.Provider, Namespaces: k.Namespaces, PublicKeys: publicKeys(d), KeyType: keyType(d)})
 		}
 	}
 	kr, err := kms.NewKeyring(opts.Keyring, entries...)
@@ -153,6 +154,21 @@ func publicKeys(d kms.Decrypter) func(context.Context) ([]jwe.PublicKey, error) 
 		return k.PublicKeys
 	}
 	return nil
+}
+
+// keyType is the kind of d's key: Cloud KMS and Vault transit keys of ours
+// are RSA; a local key says.
+func keyType(d kms.Decrypter) string {
+	switch k := d.(type) {
+	case *local.Key:
+		if _, ok := k.Public().(*ecdsa.PublicKey); ok {
+			return kms.KeyTypeEC
+		}
+		return kms.KeyTypeRSA
+	case *gcpkms.Key, *vault.Key:
+		return kms.KeyTypeRSA
+	}
+	return ""
 }
 
 // pick keeps the decrypter whose key ID is kid.

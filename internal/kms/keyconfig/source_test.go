@@ -88,3 +88,22 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestBuildValueWithoutKid: a value without kid goes to the one configured
+// key of its algorithm's kind, here the RSA key beside an EC key.
+func TestBuildValueWithoutKid(t *testing.T) {
+	cfg := &File{Keys: []Key{
+		{Provider: "local", Local: &Local{File: "testdata/ec-p256.pem"}},
+		{Provider: "local", Local: &Local{File: "testdata/rsa-2048.pem"}},
+	}}
+	keys, err := Build(context.Background(), cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keys.Close()
+	pk := localPublicKey(t, "testdata/rsa-2048.pem")
+	pk.KeyID = ""
+	if err := roundTrip(t, pk, "ns", keys.Unwrap); err != nil {
+		t.Fatalf("a value without kid for the one RSA key: %v", err)
+	}
+}
