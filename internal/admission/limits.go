@@ -30,6 +30,11 @@ const (
 	retryAfterSeconds = 1
 )
 
+// keepParsed is how many values of a Secret stay parsed from the scope check
+// to their decryption. Parsing again costs about a twentieth of an RSA-2048
+// decrypt; keeping a parsed value costs several times its size.
+const keepParsed = 8
+
 // Limits bound the work of one review and of the process. Zero fields take
 // the defaults.
 type Limits struct {
@@ -92,11 +97,10 @@ func (r *Reviewer) parseValues(data map[string][]byte, namespace, name string) (
 			continue
 		}
 		scope := obj.Scope.Kind()
-		if len(values) >= r.concurrency {
-			// Only as many values are decrypted at once as there are
-			// workers: the rest are parsed again when their turn comes,
-			// so that a Secret of many values does not hold every parsed
-			// value (several times the value's size) at once.
+		if len(values) >= keepParsed {
+			// The rest are parsed again when a worker takes them, so that
+			// a Secret of many values does not hold every parsed value
+			// (several times the value's size) at once.
 			obj = nil
 		}
 		values = append(values, &value{key: key, raw: v, obj: obj, scope: scope})
