@@ -30,7 +30,16 @@ With -f, every value of every Secret in the manifest (YAML or JSON, one or
 more documents; "-" for standard input) that is not encrypted yet is
 encrypted and written to stringData; values in data are decoded and moved
 there. Encrypted values, other kinds and the rest of the file are left as
-they are, so running it again changes nothing.
+they are, so running it again changes nothing. A value is encrypted when it
+is a valid JWE; one that only looks like one is an error.
+
+Without -r, the recipients and default scope of a manifest come from the
+nearest .jwe-encrypt.yaml above it (see the README), if any:
+
+    rules:
+      - path: clusters/prod/**     # relative to the file; ** spans directories
+        recipients: [keys/prod.jwks.json, gcpkms://projects/…]
+        scope: strict
 
 Recipients:
     -r, --recipient RECIPIENT  Repeat for several clusters: a value then opens
@@ -117,6 +126,7 @@ type encryptOptions struct {
 	literal         bool // --from-literal was given, maybe empty
 	kid, enc        string
 	version         bool
+	config          string // the .jwe-encrypt.yaml that gave the recipients
 }
 
 func (c *cli) parseEncrypt(args []string) (*encryptOptions, error) {
@@ -145,6 +155,18 @@ func (c *cli) parseEncrypt(args []string) (*encryptOptions, error) {
 	args, err := c.parseFlags(fs, encryptUsage, args)
 	if err != nil || o.version {
 		return &o, err
+	}
+	if o.file != "" && len(o.recipients) == 0 {
+		rule, from, err := configFor(o.file)
+		if err != nil {
+			return &o, err
+		}
+		if rule != nil {
+			o.recipients, o.config = rule.Recipients, from
+			if o.scope == "" {
+				o.scope = rule.Scope
+			}
+		}
 	}
 	return &o, o.check(args)
 }
@@ -208,7 +230,7 @@ func (o *encryptOptions) checkCommon() error {
 	switch {
 	case len(o.recipients) == 0:
 		return withHint(errors.New("no recipient"),
-			"give the cluster's public key with -r FILE (it is in git), or its key service: -r gcpkms://… or -r vault://…")
+			"give the cluster's public key with -r FILE (it is in git), or its key service: -r gcpkms://… or -r vault://…; or set them once for a directory tree in "+configName)
 	case !slices.Contains([]string{"", scopeStrict, scopeNamespace, scopeCluster}, o.scope):
 		return withHint(fmt.Errorf("unknown scope %q", o.scope), "--scope is strict, namespace or cluster")
 	case o.enc != "" && !allowedEncryption(o.enc):
@@ -336,6 +358,9 @@ func (c *cli) encryptManifest(ctx context.Context, o *encryptOptions, r *recipie
 	}
 	if o.scope == scopeCluster {
 		c.warnf("--scope cluster: any Secret in any namespace of the cluster can use these values")
+	}
+	if o.config != "" {
+		fmt.Fprintf(c.stderr, "jwe-encrypt: %s: recipients and scope from %s\n", name, o.config)
 	}
 	var n, done int
 	for _, s := range secrets {

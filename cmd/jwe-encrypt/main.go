@@ -41,6 +41,7 @@ Usage:
     jwe-encrypt rekey [-k KEY]... (--add RECIPIENT | --remove KID | --to RECIPIENT)... [-i | --dry-run] PATH...
     jwe-encrypt decrypt [-k KEY]... [--reveal [-o FILE]] [FILE]
     jwe-encrypt pubkey [--jwks] [-o FILE] RECIPIENT...
+    jwe-encrypt completion bash|zsh|fish
 
 Commands:
     (none)     Encrypt one value, or the Secrets of a manifest with -f.
@@ -49,6 +50,7 @@ Commands:
     rekey      Re-encrypt values for other keys: rotate, add or retire a key.
     decrypt    Break glass: open values with a recovery key (--reveal).
     pubkey     Export public keys as JWK with the webhook's key IDs.
+    completion Print a shell completion script.
 
 Run 'jwe-encrypt -h' for the options of encryption, 'jwe-encrypt COMMAND -h'
 for those of a command.
@@ -127,6 +129,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			return c.decrypt(ctx, args[1:])
 		case "pubkey":
 			return c.pubkey(ctx, args[1:])
+		case "completion":
+			return c.completion(args[1:])
 		case "help":
 			fmt.Fprint(c.stdout, usage)
 			return nil
