@@ -1,11 +1,14 @@
 package kms
 
 import (
+	"context"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 )
 
 // ParseRSAPublicKeyPEM parses the PEM "PUBLIC KEY" (SubjectPublicKeyInfo) a
@@ -28,4 +31,18 @@ func ParseRSAPublicKeyPEM(s string, bits int) (*rsa.PublicKey, error) {
 		return nil, fmt.Errorf("public key has %d bits, its algorithm says %d", pub.N.BitLen(), bits)
 	}
 	return pub, nil
+}
+
+// PublicKeysOf returns the public key of each of versions, in order, as get
+// returns it; the first error stops.
+func PublicKeysOf(ctx context.Context, versions []string, get func(context.Context, string) (jwe.PublicKey, error)) ([]jwe.PublicKey, error) {
+	out := make([]jwe.PublicKey, 0, len(versions))
+	for _, v := range versions {
+		pk, err := get(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pk)
+	}
+	return out, nil
 }

@@ -252,3 +252,13 @@ func (pk *publicKey) toPublicKey() (jwe.PublicKey, error) {
 	}
 	return jwe.PublicKey{Key: pub, KeyID: pk.arn, Algorithm: alg}, nil
 }
+
+// PublicKeys returns the key's public key, as PublicKey does: an AWS KMS key
+// has one.
+func (k *Key) PublicKeys(ctx context.Context) ([]jwe.PublicKey, error) {
+	pk, err := k.PublicKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return []jwe.PublicKey{pk}, nil
+}

@@ -231,11 +231,54 @@ func (k *Key) publicKey(ctx context.Context, version string) (publicKey, error) 
 	return pk, nil
 }
 
+// PublicKeys returns the public keys of every enabled version of a key,
+// oldest first as the vault lists them, or of the key version; as PublicKey
+// returns them. Listing versions needs the keys/read permission too.
+func (k *Key) PublicKeys(ctx context.Context) ([]jwe.PublicKey, error) {
+	versions := []string{k.version}
+	if k.version == "" {
+		var err error
+		if versions, err = k.enabledVersions(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return kms.PublicKeysOf(ctx, versions, k.versionPublicKey)
+}
+
+// enabledVersions lists the key's enabled versions.
+func (k *Key) enabledVersions(ctx context.Context) ([]string, error) {
+	var versions []string
+	pager := k.kc.NewListKeyPropertiesVersionsPager(k.name, nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, newCallError(ctx, "list versions of", strings.TrimSuffix(k.prefix, "/"), err)
+		}
+		for _, p := range page.Value {
+			if p == nil || p.KID == nil || p.Attributes == nil || p.Attributes.Enabled == nil || !*p.Attributes.Enabled {
+				continue
+			}
+			if v, ok := k.versionOf(string(*p.KID)); ok {
+				versions = append(versions, v)
+			}
+		}
+	}
+	if len(versions) == 0 {
+		return nil, fmt.Errorf("azure key vault: key %q has no enabled version", k.id)
+	}
+	return versions, nil
+}
+
 // PublicKey returns the public key to encrypt to, with the key version's URL
 // as KeyID and RSA-OAEP-256 as Algorithm. For a key that is its newest
 // version. A key that is not RSA, or may not unwrap, is refused.
 func (k *Key) PublicKey(ctx context.Context) (jwe.PublicKey, error) {
-	pk, err := k.publicKey(ctx, k.version)
+	return k.versionPublicKey(ctx, k.version)
+}
+
+// versionPublicKey returns the public key of version, the newest when empty.
+func (k *Key) versionPublicKey(ctx context.Context, version string) (jwe.PublicKey, error) {
+	pk, err := k.publicKey(ctx, version)
 	if err != nil {
 		return jwe.PublicKey{}, err
 	}

@@ -189,6 +189,14 @@ func TestPublicKeyNewest(t *testing.T) {
 			t.Errorf("PublicKey of %q = %q %q, %v; want %q RSA-OAEP-256", tc.k.KeyID(), pk.KeyID, pk.Algorithm, err, tc.want)
 		}
 	}
+	if err := f.srv.SetEnabled(v1, false); err != nil {
+		t.Fatal(err)
+	}
+	v3 := f.addVersion(t, "hr")
+	pks, err := family.PublicKeys(t.Context())
+	if err != nil || len(pks) != 2 || pks[0].KeyID != v2 || pks[1].KeyID != v3 {
+		t.Errorf("PublicKeys = %v, %v; want the enabled versions %q and %q", pks, err, v2, v3)
+	}
 	sign := f.addVersion(t, "sign", "sign", "verify")
 	if _, err := f.key(t, sign).PublicKey(t.Context()); err == nil || !strings.Contains(err.Error(), "not an RSA key that may unwrapKey") {
 		t.Errorf("signing key: %v", err)

@@ -195,15 +195,7 @@ func (k *Key) PublicKeys(ctx context.Context) ([]jwe.PublicKey, error) {
 			return nil, err
 		}
 	}
-	out := make([]jwe.PublicKey, 0, len(versions))
-	for _, v := range versions {
-		pk, err := k.versionPublicKey(ctx, v)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, pk)
-	}
-	return out, nil
+	return kms.PublicKeysOf(ctx, versions, k.versionPublicKey)
 }
 
 // versionPublicKey returns the public key of a key version.

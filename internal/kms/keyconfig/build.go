@@ -10,6 +10,8 @@ import (
 
 	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/awskms"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/azkv"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/gcpkms"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/local"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/vault"
@@ -45,10 +47,11 @@ func Build(ctx context.Context, cfg *File, opts Options) (*Keys, error) {
 	}
 	keys := &Keys{}
 	gcp := map[GCPKMS]*gcpkms.Client{} // one client per endpoint
+	cloud := &clients{aws: map[AWSKMS]*awskms.Client{}, azure: map[azureConn]*azkv.Client{}}
 	var entries []kms.Entry
 	seen := map[string]int{} // kid → entry
 	for i, k := range cfg.Keys {
-		decs, err := keys.decrypters(ctx, k, gcp, opts.Log)
+		decs, err := keys.decrypters(ctx, k, gcp, cloud, opts.Log)
 		field := settingsField(k.Provider)
 		if err == nil && k.KID != "" {
 			decs, err = pick(decs, k.KID)
@@ -85,12 +88,16 @@ func settingsField(provider string) string {
 		return "local.file"
 	case "gcpkms":
 		return "gcpkms.name"
+	case "awskms":
+		return "awskms.arn"
+	case "azurekv":
+		return "azurekv.key"
 	}
 	return provider
 }
 
 // decrypters opens the key or keys of one entry.
-func (keys *Keys) decrypters(ctx context.Context, k Key, gcp map[GCPKMS]*gcpkms.Client, log *zap.Logger) ([]kms.Decrypter, error) {
+func (keys *Keys) decrypters(ctx context.Context, k Key, gcp map[GCPKMS]*gcpkms.Client, cloud *clients, log *zap.Logger) ([]kms.Decrypter, error) {
 	switch k.Provider {
 	case "local":
 		ks, err := local.LoadFile(k.Local.File)
@@ -138,12 +145,16 @@ func (keys *Keys) decrypters(ctx context.Context, k Key, gcp map[GCPKMS]*gcpkms.
 		}
 		keys.closers = append(keys.closers, func() { _ = key.Close() })
 		return []kms.Decrypter{key}, nil
+	case "awskms":
+		return cloud.awsKey(ctx, k.AWSKMS)
+	case "azurekv":
+		return cloud.azureKey(ctx, k.AzureKV)
 	}
 	return nil, fmt.Errorf("unknown provider %q", k.Provider)
 }
 
 // publicKeys returns the function that lists a provider key's public keys,
-// all three providers having one.
+// every provider having one.
 func publicKeys(d kms.Decrypter) func(context.Context) ([]jwe.PublicKey, error) {
 	switch k := d.(type) {
 	case *local.Key:
@@ -151,6 +162,10 @@ func publicKeys(d kms.Decrypter) func(context.Context) ([]jwe.PublicKey, error) 
 	case *gcpkms.Key:
 		return k.PublicKeys
 	case *vault.Key:
+		return k.PublicKeys
+	case *awskms.Key:
+		return k.PublicKeys
+	case *azkv.Key:
 		return k.PublicKeys
 	}
 	return nil

@@ -13,6 +13,10 @@
 //	      mount: transit
 //	      key: payments
 //	      auth: {method: kubernetes, role: jwe-webhook}
+//	  - provider: awskms
+//	    awskms: {arn: arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab}
+//	  - provider: azurekv
+//	    azurekv: {key: https://hr.vault.azure.net/keys/jwe}
 //
 // Errors point at the line and field that is wrong.
 package keyconfig
@@ -23,7 +27,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"os"
 	"path"
 	"reflect"
@@ -37,7 +40,7 @@ import (
 const MaxFileSize = 1 << 20
 
 // Providers are the key services a key may live in.
-var Providers = []string{"local", "gcpkms", "vault"}
+var Providers = []string{"local", "gcpkms", "vault", "awskms", "azurekv"}
 
 // File is a parsed key configuration.
 type File struct {
@@ -58,9 +61,11 @@ type Key struct {
 	// path.Match globs; empty means every namespace.
 	Namespaces []string `yaml:"namespaces"`
 
-	Local  *Local  `yaml:"local"`
-	GCPKMS *GCPKMS `yaml:"gcpkms"`
-	Vault  *Vault  `yaml:"vault"`
+	Local   *Local   `yaml:"local"`
+	GCPKMS  *GCPKMS  `yaml:"gcpkms"`
+	Vault   *Vault   `yaml:"vault"`
+	AWSKMS  *AWSKMS  `yaml:"awskms"`
+	AzureKV *AzureKV `yaml:"azurekv"`
 
 	// Line is where the entry starts in the file, for messages; 0 for an
 	// entry built in code.
@@ -199,7 +204,8 @@ func Parse(data []byte) (*File, error) {
 }
 
 func (k *Key) validate() error {
-	set := map[string]bool{"local": k.Local != nil, "gcpkms": k.GCPKMS != nil, "vault": k.Vault != nil}
+	set := map[string]bool{"local": k.Local != nil, "gcpkms": k.GCPKMS != nil, "vault": k.Vault != nil,
+		"awskms": k.AWSKMS != nil, "azurekv": k.AzureKV != nil}
 	switch {
 	case k.Provider == "":
 		return fieldErr("provider", "missing; one of %s", strings.Join(Providers, ", "))
@@ -230,6 +236,10 @@ func (k *Key) validate() error {
 		return k.GCPKMS.validate()
 	case "vault":
 		return k.Vault.validate()
+	case "awskms":
+		return k.AWSKMS.validate()
+	case "azurekv":
+		return k.AzureKV.validate()
 	}
 	return nil
 }
@@ -254,7 +264,7 @@ func (v *Vault) validate() error {
 	switch {
 	case v.Address == "":
 		return fieldErr("vault.address", "missing, e.g. https://vault.vault.svc:8200")
-	case !validVaultAddress(v.Address):
+	case !validEndpointURL(v.Address):
 		return fieldErr("vault.address", "%q must be an https:// URL (plain http only to loopback)", v.Address)
 	case v.Mount == "":
 		return fieldErr("vault.mount", "missing; the transit mount path, e.g. transit")
@@ -276,14 +286,6 @@ func (v *Vault) validate() error {
 		return fieldErr("vault.auth.method", "%q is not kubernetes or token", v.Auth.Method)
 	}
 	return nil
-}
-
-func validVaultAddress(addr string) bool {
-	u, err := url.Parse(addr)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	return u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Host)
 }
 
 // isLoopback reports whether hostport names a loopback address.

@@ -48,7 +48,7 @@ func TestInvalid(t *testing.T) {
 		{"unknown key field", "keys:\n" + local + "    colour: blue\n", "4: keys[0].colour: unknown field; known fields here: kid, provider, namespaces, local, gcpkms, vault"},
 		{"typo in provider block", "keys:\n  - provider: local\n    local: {path: k.pem}\n", "3: keys[0].local.path: unknown field; known fields here: file"},
 		{"typo deeper", vault + "      auth:\n        role: r\n        tokenfile: t\n", "9: keys[0].vault.auth.tokenfile: unknown field; known fields here: method, role, mount, serviceAccountTokenFile, tokenFile"},
-		{"entry not a mapping", "keys:\n  - 7\n", `2: keys[0]: want a mapping of fields (kid, provider, namespaces, local, gcpkms, vault), found "7"`},
+		{"entry not a mapping", "keys:\n  - 7\n", `2: keys[0]: want a mapping of fields (kid, provider, namespaces, local, gcpkms, vault, awskms, azurekv), found "7"`},
 		{"not a bool", "keys:\n  - provider: gcpkms\n    gcpkms:\n      insecure: maybe\n", `4: keys[0].gcpkms.insecure: want true or false, found "maybe"`},
 		{"missing provider", "keys:\n  - local: {file: k.pem}\n", "2: keys[0].provider: missing"},
 		{"unknown provider", "keys:\n  - kid: x\n    provider: aws\n", `3: keys[0].provider: "aws" is not one of`},
@@ -81,12 +81,12 @@ func TestInvalid(t *testing.T) {
 func TestLoopbackOnlyForPlaintext(t *testing.T) {
 	ok := []string{"http://127.0.0.1:8200", "http://localhost:8200", "http://[::1]:8200/", "https://vault.example"}
 	for _, a := range ok {
-		if !validVaultAddress(a) {
+		if !validEndpointURL(a) {
 			t.Errorf("%q refused", a)
 		}
 	}
 	for _, a := range []string{"http://10.0.0.1:8200", "http://127.0.0.1.evil.example", "vault:8200", "ftp://127.0.0.1"} {
-		if validVaultAddress(a) {
+		if validEndpointURL(a) {
 			t.Errorf("%q accepted", a)
 		}
 	}

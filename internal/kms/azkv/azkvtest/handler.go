@@ -32,6 +32,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.issueToken)
 	mux.HandleFunc("GET /keys/{name}/{$}", s.vault(&s.getKey, s.handleGetKey))
 	mux.HandleFunc("GET /keys/{name}/{version}", s.vault(&s.getKey, s.handleGetKey))
+	mux.HandleFunc("GET /keys/{name}/versions", s.vault(&s.getKey, s.handleListVersions))
 	mux.HandleFunc("POST /keys/{name}/{version}/unwrapkey", s.vault(&s.unwrapKey, s.handleUnwrapKey))
 	return mux
 }
@@ -231,4 +232,35 @@ func (s *Server) handleUnwrapKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"kid": s.URL + "/keys/" + name + "/" + v.id, "value": b64.EncodeToString(plain)})
+}
+
+// handleListVersions lists a key's versions, one to a page so that clients'
+// paging is exercised.
+func (s *Server) handleListVersions(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	s.mu.Lock()
+	vs := s.keys[name]
+	i := 0
+	if skip := r.URL.Query().Get("$skiptoken"); skip != "" {
+		fmt.Sscan(skip, &i)
+	}
+	var page []map[string]any
+	var next *string
+	if i < len(vs) {
+		v := vs[i]
+		page = append(page, map[string]any{
+			"kid":        s.URL + "/keys/" + name + "/" + v.id,
+			"attributes": map[string]any{"enabled": v.enabled},
+		})
+		if i+1 < len(vs) {
+			link := fmt.Sprintf("%s/keys/%s/versions?api-version=%s&$skiptoken=%d", s.URL, name, r.URL.Query().Get("api-version"), i+1)
+			next = &link
+		}
+	}
+	s.mu.Unlock()
+	if len(vs) == 0 {
+		writeError(w, http.StatusNotFound, "KeyNotFound", fmt.Sprintf("A key with (name/id) %s was not found in this key vault.", name))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": page, "nextLink": next})
 }
