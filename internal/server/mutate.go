@@ -68,7 +68,8 @@ func (s *Server) mutate(w http.ResponseWriter, r *http.Request) {
 	resp := s.rev.Review(ctx, log, req)
 	if resp == nil {
 		resp = &admissionv1.AdmissionResponse{Result: &metav1.Status{
-			Status: metav1.StatusFailure, Code: http.StatusInternalServerError, Message: "webhook returned no response",
+			Status: metav1.StatusFailure, Code: http.StatusInternalServerError, Reason: metav1.StatusReasonInternalError,
+			Message: "webhook returned no response",
 		}}
 	}
 	resp.UID = req.UID
