@@ -62,6 +62,11 @@ func runSuite(m *testing.M) int {
 	defer ks.Close()
 	logf("fake Cloud KMS on %s, fake Vault on %s", ks.kmsAddr, ks.vaultURL)
 	keys = ks
+	policy, err := auditPolicy()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: e2e: %v\n", err)
+		return 1
+	}
 	c, err := harness.Start(context.Background(), harness.Config{
 		Dir:             dir,
 		Bins:            bins,
@@ -71,9 +76,10 @@ func runSuite(m *testing.M) int {
 			"--key-timeout", keyTimeout.String(),
 			"--cert-reload-interval", certReloadInterval.String(),
 		},
-		ExtraKeys:  ks.KeyConfig(),
-		EncryptEnv: ks.EncryptEnv(),
-		Logf:       logf,
+		ExtraKeys:   ks.KeyConfig(),
+		EncryptEnv:  ks.EncryptEnv(),
+		AuditPolicy: policy,
+		Logf:        logf,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: e2e: start the control plane (files kept in %s): %v\n", dir, err)

@@ -53,6 +53,9 @@ type Config struct {
 	ExtraKeys []any
 	// EncryptEnv is added to jwe-encrypt's environment, e.g. VAULT_ADDR.
 	EncryptEnv []string
+	// AuditPolicy, when set, is an audit.k8s.io/v1 Policy the apiserver logs
+	// by, to Cluster.AuditLog.
+	AuditPolicy []byte
 	// Logf, if set, receives one line per step.
 	Logf func(format string, args ...any)
 }
@@ -76,6 +79,9 @@ type Cluster struct {
 	WebhookLog string
 	// MetricsURL is the webhook's plain-HTTP base URL for /metrics and probes.
 	MetricsURL string
+	// AuditLog is the apiserver's audit log (JSON lines) when
+	// Config.AuditPolicy is set.
+	AuditLog string
 	// ClientCA issues the certificates the webhook accepts clients with; the
 	// webhook allows only the name WebhookClientName.
 	ClientCA *CA
@@ -254,6 +260,11 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 		Certificates: []tls.Certificate{cert},
 	}}}
 
+	auditPolicy, err := c.writeAuditPolicy()
+	if err != nil {
+		return err
+	}
+
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(c.APIServerURL, "https://"))
 	p, err := StartProcess(c.logDir, "kube-apiserver", c.cfg.Bins.KubeAPIServer,
 		"--bind-address=127.0.0.1",
@@ -273,6 +284,9 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
+		"--audit-policy-file="+auditPolicy, // empty (no audit log) without Config.AuditPolicy
+		"--audit-log-path="+c.AuditLog,
+		"--audit-log-format=json",
 		"--v=1",
 	)
 	if err != nil {
@@ -291,6 +305,20 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 		_, err := httpGet(ctx, c.admin, c.APIServerURL+"/api/v1/namespaces/kube-system")
 		return err
 	})
+}
+
+// writeAuditPolicy writes Config.AuditPolicy for the apiserver, sets
+// AuditLog and returns the policy's path; "" without a policy.
+func (c *Cluster) writeAuditPolicy() (string, error) {
+	if len(c.cfg.AuditPolicy) == 0 {
+		return "", nil
+	}
+	policy := filepath.Join(c.pkiDir, "audit-policy.yaml")
+	if err := os.WriteFile(policy, c.cfg.AuditPolicy, 0o600); err != nil {
+		return "", err
+	}
+	c.AuditLog = filepath.Join(c.logDir, "audit.log")
+	return policy, nil
 }
 
 // writeEncryptionConfig writes an EncryptionConfiguration that stores Secrets
