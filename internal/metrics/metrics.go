@@ -47,6 +47,7 @@ type Metrics struct {
 
 	reviews        *prometheus.CounterVec
 	reviewDuration *prometheus.HistogramVec
+	denials        *prometheus.CounterVec
 	unwraps        *prometheus.CounterVec
 	keyService     *prometheus.HistogramVec
 }
@@ -65,6 +66,10 @@ func New(version string) *Metrics {
 			Help:    "Time to answer an admission review, key service calls included, by result.",
 			Buckets: latencyBuckets,
 		}, []string{"result"}),
+		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: prefix + "admission_denials_total",
+			Help: "Admission reviews refused (results denied and error), by reason: the Kubernetes StatusReason of the answer (BadRequest, Forbidden, TooManyRequests, ServiceUnavailable, Timeout, ...).",
+		}, []string{"reason"}),
 		unwraps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: prefix + "unwraps_total",
 			Help: "Content keys of JWE values unwrapped by a configured key (cache hits included), by key ID, provider and result: ok, mismatch (the key does not open the value), timeout, overloaded (refused past the limit of key-service calls in flight), error.",
@@ -81,7 +86,7 @@ func New(version string) *Metrics {
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 	})
 	buildInfo.Set(1)
-	m.reg.MustRegister(m.reviews, m.reviewDuration, m.unwraps, m.keyService, buildInfo,
+	m.reg.MustRegister(m.reviews, m.reviewDuration, m.denials, m.unwraps, m.keyService, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -110,6 +115,9 @@ func (m *Metrics) Reviewer(r Reviewer) Reviewer {
 		result := reviewResult(resp)
 		m.reviews.WithLabelValues(operation(req.Operation), result).Inc()
 		m.reviewDuration.WithLabelValues(result).Observe(time.Since(start).Seconds())
+		if result == resultDenied || result == resultError {
+			m.denials.WithLabelValues(denialReason(resp)).Inc()
+		}
 		return resp
 	})
 }

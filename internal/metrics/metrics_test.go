@@ -143,6 +143,8 @@ func TestScrape(t *testing.T) {
 		`jwe_webhook_admission_reviews_total{operation="DELETE",result="allowed"} 1`,
 		`jwe_webhook_admission_reviews_total{operation="other",result="allowed"} 1`,
 		`jwe_webhook_admission_review_duration_seconds_count{result="patched"} 2`,
+		`jwe_webhook_admission_denials_total{reason="Forbidden"} 2`,
+		`jwe_webhook_admission_denials_total{reason="ServiceUnavailable"} 1`,
 		fmt.Sprintf(`jwe_webhook_unwraps_total{kid=%q,provider="local",result="ok"} 2`, key.KeyID()),
 		fmt.Sprintf(`jwe_webhook_unwraps_total{kid=%q,provider="gcpkms",result="error"} 1`, gcpKey),
 		`jwe_webhook_key_service_request_duration_seconds_count{provider="local"} 1`,
@@ -164,6 +166,27 @@ func TestScrape(t *testing.T) {
 	for _, leak := range []string{plaintext, string(good[:40]), namespace, secretName, other.KeyID(), "cryptoKeyVersions", "elsewhere"} {
 		if strings.Contains(scrape, leak) {
 			t.Errorf("scrape contains %q", leak)
+		}
+	}
+}
+
+func TestDenialReason(t *testing.T) {
+	tests := []struct {
+		resp *admissionv1.AdmissionResponse
+		want string
+	}{
+		{nil, "Unknown"},
+		{&admissionv1.AdmissionResponse{}, "Unknown"},
+		{&admissionv1.AdmissionResponse{Result: &metav1.Status{Code: 403, Reason: "Forbidden"}}, "Forbidden"},
+		{&admissionv1.AdmissionResponse{Result: &metav1.Status{Code: 400, Reason: "Bad Request"}}, "BadRequest"},
+		{&admissionv1.AdmissionResponse{Result: &metav1.Status{Code: 503, Reason: metav1.StatusReasonTimeout}}, "Timeout"},
+		{&admissionv1.AdmissionResponse{Result: &metav1.Status{Code: 429}}, "TooManyRequests"},
+		// A reason made of the message never becomes a label value.
+		{&admissionv1.AdmissionResponse{Result: &metav1.Status{Code: 418, Reason: "key \"password\": " + plaintext}}, "Unknown"},
+	}
+	for _, tt := range tests {
+		if got := denialReason(tt.resp); got != tt.want {
+			t.Errorf("denialReason(%+v) = %s, want %s", tt.resp, got, tt.want)
 		}
 	}
 }
