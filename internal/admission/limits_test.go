@@ -14,6 +14,7 @@ import (
 	"github.com/jwe-webhook/jwe-webhook/internal/admission"
 	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/local"
 )
 
 // TestLimits checks each per-review limit refuses with 400, naming the data
@@ -132,5 +133,54 @@ func TestKeyServiceOverloaded(t *testing.T) {
 	wantDenial(t, resp, http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests, [][]byte{value}, `data key "pw"`, "overloaded, retry", "in flight")
 	if d := resp.Result.Details; d == nil || d.RetryAfterSeconds != 1 {
 		t.Errorf("details %+v, want RetryAfterSeconds 1", d)
+	}
+}
+
+// heldKey is a local key whose unwraps wait for release, reporting on
+// entered that they started.
+type heldKey struct {
+	*local.Key
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (k heldKey) Unwrap(ctx context.Context, r jwe.Recipient) ([]byte, error) {
+	k.entered <- struct{}{}
+	<-k.release
+	return k.Key.Unwrap(ctx, r)
+}
+
+// TestKeyServiceCallLimit goes through the keyring's own limit on
+// key-service calls in flight: with its one place held by another call, a
+// review is refused at once with 429, and accepted once the place is free.
+func TestKeyServiceCallLimit(t *testing.T) {
+	f := newFixture(t)
+	held := heldKey{Key: f.ec, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	kr, err := kms.NewKeyring(kms.Options{Limit: kms.NewCallLimit(1)},
+		kms.Entry{Decrypter: f.rsa, Provider: "local"}, kms.Entry{Decrypter: held, Provider: "gcpkms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := admission.NewReviewer(kr, admission.Options{})
+	holder := secretSpec{ns: "team-a", name: "other", data: map[string][]byte{"k": encrypt(t, f.ec, secrets[1], jwe.Scope{})}}
+	first := make(chan *admissionv1.AdmissionResponse)
+	go func() { first <- r.Review(context.Background(), zap.NewNop(), holder.request(t)) }()
+	select {
+	case <-held.entered:
+	case <-time.After(time.Minute):
+		t.Fatal("the first review never reached the key service")
+	}
+
+	value := encrypt(t, f.rsa, secrets[0], jwe.Scope{})
+	spec := secretSpec{ns: "team-a", name: "db", data: map[string][]byte{"pw": value}}
+	resp := r.Review(context.Background(), zap.NewNop(), spec.request(t))
+	wantDenial(t, resp, http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests, [][]byte{value}, `data key "pw"`, "overloaded, retry", "1 calls in flight")
+
+	close(held.release)
+	if resp := <-first; !resp.Allowed {
+		t.Fatalf("the first review was denied: %s", resp.Result.Message)
+	}
+	if resp := r.Review(context.Background(), zap.NewNop(), spec.request(t)); !resp.Allowed {
+		t.Fatalf("denied once the key service was free: %s", resp.Result.Message)
 	}
 }
