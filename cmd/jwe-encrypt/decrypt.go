@@ -27,8 +27,8 @@ was revealed: file, Secret and data keys, never the values. Nothing is
 written when any value fails.
 
 Each value is opened with a key given with -k, or with the key service its
-kid names (a Cloud KMS key version, vault://MOUNT/KEY?version=N) when you
-may decrypt with it.
+kid names (a Cloud KMS key version, vault://MOUNT/KEY?version=N, an AWS KMS
+key ARN, a Key Vault key version URL) when you may decrypt with it.
 
 Options:
     -k, --key KEY     A private key file (PEM or JWK) or a key service

@@ -53,6 +53,16 @@ Recipients:
                                a Vault transit key (its latest version) or
                                key version; VAULT_ADDR, VAULT_TOKEN (or
                                ~/.vault-token), VAULT_CACERT, VAULT_NAMESPACE
+        awskms://KEY           an AWS KMS RSA key (ENCRYPT_DECRYPT): its key ARN,
+                               or an alias (alias/NAME or its ARN) or key ID,
+                               resolved to the key ARN the kid names; the AWS
+                               SDK's credentials, AWS_REGION for names that are
+                               not ARNs
+        azurekv://VAULT/keys/NAME[/VERSION]
+                               an Azure Key Vault RSA key (its newest version)
+                               or key version; VAULT is the vault's host
+                               (NAME.vault.azure.net, or NAME alone); Azure's
+                               default credentials ('az login')
         https://HOST/keys      the cluster's key set as the webhook serves it
                                on its metrics port (every key in it; plain
                                http only on a loopback address)

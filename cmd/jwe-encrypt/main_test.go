@@ -55,7 +55,8 @@ const (
 // of testdata in $WORK/keys, a fake Cloud KMS holding gcpCryptoKey (versions
 // 1 and 2 enabled, 3 disabled) through JWE_ENCRYPT_GCPKMS_ENDPOINT, and a
 // fake Vault holding the transit key vaultKey (versions 1 and 2) through
-// VAULT_ADDR and VAULT_TOKEN (also in VAULT_ROOT_TOKEN). Besides
+// VAULT_ADDR and VAULT_TOKEN (also in VAULT_ROOT_TOKEN), and the AWS KMS and
+// Key Vault fakes of cloudEnv. Besides
 // jwe-encrypt and decrypt-for-test, scripts have the commands redact-jwe,
 // mode, write and serve-keys.
 func TestScripts(t *testing.T) {
@@ -84,6 +85,7 @@ func TestScripts(t *testing.T) {
 		t.Fatalf("rotate the Vault key: %v %v", resp, err)
 	}
 
+	cloud := cloudEnv(t)
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
@@ -97,6 +99,9 @@ func TestScripts(t *testing.T) {
 			env.Setenv("VAULT_ADDR", v.URL)
 			env.Setenv("VAULT_TOKEN", v.RootToken)
 			env.Setenv("VAULT_ROOT_TOKEN", v.RootToken)
+			for k, v := range cloud {
+				env.Setenv(k, v)
+			}
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -186,8 +191,9 @@ func copyKeys(dir string) error {
 const decryptUsage = `usage:
     decrypt-for-test KEYS NAMESPACE NAME < JWE     print the plaintext, quoted
     decrypt-for-test KEYS -f MANIFEST              print ns/name key="plaintext" per value
-KEYS is a comma-separated list of private key files, gcpkms://NAME and
-vault://MOUNT/KEY (reached as jwe-encrypt reaches them). Each Secret goes
+KEYS is a comma-separated list of private key files, gcpkms://NAME,
+vault://MOUNT/KEY, awskms://ARN and azurekv://VAULT/keys/NAME (reached as
+jwe-encrypt reaches them). Each Secret goes
 through the webhook's own admission logic (admission.Reviewer) with a
 keyring of KEYS: a denial is an error holding its code and message.`
 
@@ -264,6 +270,13 @@ func keyring(ctx context.Context, specs []string) (*kms.Keyring, func(), error) 
 			}
 			closers = append(closers, func() { k.Close() })
 			entries = append(entries, kms.Entry{Decrypter: k, Provider: "vault"})
+		case isCloudService(spec):
+			ks := &keyServices{getenv: os.Getenv, warnf: func(string, ...any) {}}
+			d, err := ks.decrypter(ctx, spec)
+			if err != nil {
+				return nil, closeAll, err
+			}
+			entries = append(entries, kms.Entry{Decrypter: d, Provider: strings.TrimSuffix(spec[:strings.Index(spec, ":")], ":")})
 		default:
 			keys, err := local.LoadFile(spec)
 			if err != nil {

@@ -43,7 +43,7 @@ func (o *openers) load(ctx context.Context) error {
 		}
 		keys, err := local.LoadFile(spec)
 		if err != nil {
-			return withHint(fmt.Errorf("key %q: %w", spec, err), "-k takes a private key file (PEM or JWK), gcpkms://… or vault://…")
+			return withHint(fmt.Errorf("key %q: %w", spec, err), "-k takes a private key file (PEM or JWK), gcpkms://…, vault://…, awskms://… or azurekv://…")
 		}
 		for _, k := range keys {
 			o.local = append(o.local, k)
@@ -117,7 +117,7 @@ func serviceSpec(kid string) (string, bool) {
 	case strings.HasPrefix(kid, "projects/") && strings.Contains(kid, "/cryptoKeyVersions/"):
 		return gcpkmsScheme + kid, true
 	}
-	return "", false
+	return cloudSpec(kid)
 }
 
 // publicKey returns the public key of the recipient kid: a -k key file's,

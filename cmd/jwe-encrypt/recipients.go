@@ -13,6 +13,8 @@ import (
 
 	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/awskms"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/azkv"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/gcpkms"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/local"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/vault"
@@ -81,15 +83,18 @@ func (r *recipients) publicKeys(ctx context.Context) ([]jwe.PublicKey, error) {
 }
 
 func isKeyService(spec string) bool {
-	return strings.HasPrefix(spec, gcpkmsScheme) || strings.HasPrefix(spec, vaultScheme)
+	return strings.HasPrefix(spec, gcpkmsScheme) || strings.HasPrefix(spec, vaultScheme) || isCloudService(spec)
 }
 
-// keyServices resolves -r arguments: key files, Cloud KMS keys and Vault
-// transit keys. It reads the key services' settings from the environment.
+// keyServices resolves -r arguments: key files, Cloud KMS keys, Vault
+// transit keys, AWS KMS keys and Key Vault keys. It reads the key services'
+// settings from the environment.
 type keyServices struct {
 	getenv  func(string) string
 	warnf   func(format string, args ...any)
 	gcp     *gcpkms.Client // made on first use
+	aws     *awskms.Client // made on first use
+	azure   *azkv.Client   // made on first use
 	closers []func()       // of the Vault keys opened
 }
 
@@ -101,11 +106,15 @@ func (s *keyServices) resolveRecipient(ctx context.Context, spec string) ([]jwe.
 		return s.gcpKMS(ctx, strings.TrimPrefix(spec, gcpkmsScheme))
 	case strings.HasPrefix(spec, vaultScheme):
 		return s.vault(ctx, spec)
+	case strings.HasPrefix(spec, awskmsScheme):
+		return s.awsKMS(ctx, strings.TrimPrefix(spec, awskmsScheme))
+	case strings.HasPrefix(spec, azurekvScheme):
+		return s.azureKV(ctx, spec)
 	case isURL(spec):
 		return s.keySet(ctx, spec)
 	case strings.Contains(spec, "://"):
 		return nil, withHint(fmt.Errorf("recipient %q: unknown key service", spec),
-			"a recipient is a public key file, a key set URL (https://…/keys), gcpkms://projects/… or vault://MOUNT/KEY")
+			"a recipient is a public key file, a key set URL (https://…/keys), gcpkms://projects/…, vault://MOUNT/KEY, awskms://ARN or azurekv://VAULT/keys/NAME")
 	}
 	keys, err := local.LoadPublicFile(spec)
 	if err != nil && strings.Contains(err.Error(), "private key") {
@@ -231,9 +240,12 @@ func (s *keyServices) vaultKey(ctx context.Context, spec string) (*vault.Key, in
 	return k, version, nil
 }
 
-// decrypter returns the key service key spec names (gcpkms://… or
-// vault://…), to open values with. It is closed with the keyServices.
+// decrypter returns the key service key spec names (gcpkms://…, vault://…,
+// awskms://… or azurekv://…), to open values with. It is closed with the keyServices.
 func (s *keyServices) decrypter(ctx context.Context, spec string) (kms.Decrypter, error) {
+	if d, ok, err := s.cloudDecrypter(ctx, spec); ok {
+		return d, err
+	}
 	if strings.HasPrefix(spec, gcpkmsScheme) {
 		if err := s.gcpClient(ctx); err != nil {
 			return nil, err

@@ -24,8 +24,8 @@ comments, key order and every other byte stay. Values that are not
 encrypted are left alone (encrypt them with -f).
 
 Each value is opened with a key given with -k, or with the key service its
-kid names (a Cloud KMS key version, vault://MOUNT/KEY?version=N) when you
-may decrypt with it. Plaintext and content keys stay in memory. When any
+kid names (a Cloud KMS key version, vault://MOUNT/KEY?version=N, an AWS KMS
+key ARN, a Key Vault key version URL) when you may decrypt with it. Plaintext and content keys stay in memory. When any
 value fails, no file is written.
 
 Adding recipients to a JSON-serialized value (one with several recipients)
@@ -36,7 +36,8 @@ from a -k key file, or from the key service its kid names.
 
 Recipients:
     --add RECIPIENT      Add a recipient (as -r: a public key file, a
-                         JWK Set URL, gcpkms://… or vault://…).
+                         JWK Set URL, gcpkms://…, vault://…, awskms://… or
+                         azurekv://…).
     --remove KID         Remove the recipient with this kid.
     --to RECIPIENT       Replace all recipients with these.
 
@@ -47,7 +48,8 @@ Values:
 
 Keys, input and output:
     -k, --key KEY        A private key file (PEM or JWK) or a key service
-                         (gcpkms://…, vault://…) to open values with.
+                         (gcpkms://…, vault://…, awskms://…, azurekv://…)
+                         to open values with.
     -i, --in-place       Rewrite the files (needed for directories and
                          several files); else the one file goes to
                          standard output.
