@@ -112,7 +112,7 @@ test-vault:
 # run; test/load/bench.sh writes the tables into BENCHMARKS.md.
 BENCH_FLAGS ?= -benchtime 2s -count 3
 BENCH_LOAD_FLAGS ?= -d 5s
-BENCH_WRITEPATH_FLAGS ?= -n 200 -rounds 3
+BENCH_WRITEPATH_FLAGS ?= -n 50 -rounds 12
 bench: tools build
 	$(E2E_ENV) GO='$(GO)' BENCH_FLAGS='$(BENCH_FLAGS)' LOAD_FLAGS='$(BENCH_LOAD_FLAGS)' \
 		WRITEPATH_FLAGS='$(BENCH_WRITEPATH_FLAGS)' test/load/bench.sh

@@ -9,7 +9,7 @@
 #   WEBHOOK      webhook binary for the load runs (bin/webhook); with
 #                KUBE_APISERVER, KUBECTL, ETCD, JWE_ENCRYPT (absolute paths) also
 #                for the write path
-#   WRITEPATH_FLAGS flags for test/e2e/cmd/writepath (-n 200 -rounds 3)
+#   WRITEPATH_FLAGS flags for test/e2e/cmd/writepath (-n 50 -rounds 12)
 #   BENCH_FLAGS  flags for go test -bench (-benchtime 2s -count 3)
 #   LOAD_FLAGS   flags for the load program's runs (-d 5s)
 #   TARGET_FLAGS flags for the run that checks issue #7's target
@@ -19,7 +19,7 @@ set -euo pipefail
 
 GO=${GO:-go}
 WEBHOOK=${WEBHOOK:-bin/webhook}
-WRITEPATH_FLAGS=${WRITEPATH_FLAGS:--n 200 -rounds 3}
+WRITEPATH_FLAGS=${WRITEPATH_FLAGS:--n 50 -rounds 12}
 BENCH_FLAGS=${BENCH_FLAGS:--benchtime 2s -count 3}
 LOAD_FLAGS=${LOAD_FLAGS:--d 5s}
 TARGET_FLAGS=${TARGET_FLAGS:--scenario cache-hit -rate 2000 -c 64}
