@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/files"
 )
 
 // maxManifestSize caps how much of a manifest is read.
@@ -29,16 +31,12 @@ func (c *cli) readInput(path string, limit int64) ([]byte, error) {
 	return readFile(path, limit)
 }
 
+// readFile reads the file at path, refusing more than limit bytes.
 func readFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return readAll(f, path, limit)
+	return files.Read(path, limit)
 }
 
-// readAll reads r, refusing more than limit bytes.
+// readAll reads r, standard input, refusing more than limit bytes.
 func readAll(r io.Reader, name string, limit int64) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {

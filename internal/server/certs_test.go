@@ -125,12 +125,12 @@ func TestCertSourceReload(t *testing.T) {
 	if !s.Ready() {
 		t.Error("Ready() = false with a valid certificate")
 	}
-	if changed, err := s.Reload(); changed || err != nil {
+	if changed, err := s.Reload(t.Context()); changed || err != nil {
 		t.Errorf("Reload() of unchanged files = %v, %v; want false, nil", changed, err)
 	}
 
 	writeAtomic(t, certFile, []byte("not a certificate"))
-	if _, err := s.Reload(); err == nil {
+	if _, err := s.Reload(t.Context()); err == nil {
 		t.Error("Reload() of a broken certificate: no error")
 	}
 	if got := serialOf(t, s); got != 100 {
@@ -139,7 +139,7 @@ func TestCertSourceReload(t *testing.T) {
 
 	certB, keyB := ca.issue(t, 200, time.Now().Add(-time.Minute))
 	certFiles(t, filepath.Dir(certFile), certB, keyB)
-	if changed, err := s.Reload(); !changed || err != nil {
+	if changed, err := s.Reload(t.Context()); !changed || err != nil {
 		t.Fatalf("Reload() of a new pair = %v, %v; want true, nil", changed, err)
 	}
 	if got := serialOf(t, s); got != 200 {

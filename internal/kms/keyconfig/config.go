@@ -27,13 +27,14 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path"
 	"reflect"
 	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/files"
 )
 
 // MaxFileSize is the largest key configuration file read.
@@ -123,28 +124,11 @@ type VaultTLS struct {
 
 // ReadFile reads and validates the key configuration at path.
 func ReadFile(path string) (*File, error) {
-	data, err := readFile(path)
+	data, err := files.Read(path, MaxFileSize)
 	if err != nil {
 		return nil, err
 	}
 	return parseFile(path, data)
-}
-
-// readFile reads path through the MaxFileSize limit.
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %q: %w", path, err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxFileSize)
-	}
-	return data, nil
 }
 
 // parseFile is Parse with path before the line numbers of its errors.

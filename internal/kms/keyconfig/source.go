@@ -1,16 +1,13 @@
 package keyconfig
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/jwe-webhook/jwe-webhook/internal/files"
 	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 )
 
@@ -20,140 +17,78 @@ const closeDelay = time.Minute
 
 // Source is the keyring of a key configuration file, rebuilt when the file
 // changes. A file that no longer builds leaves the last good keyring in place
-// and is reported by Err until it is fixed.
+// and is reported by Err and Status until it is fixed, or back to the
+// content of the keyring in use. Reload, Watch, Err and Status are those of
+// the files.Reloader every file the webhook reloads goes through.
 type Source struct {
-	path string
-	opts Options
-	log  *zap.Logger
-
-	current atomic.Pointer[Keys]
-	mu      sync.Mutex // guards sum, err, loaded
-	sum     [sha256.Size]byte
-	err     error
-	loaded  time.Time // when the keyring in use was built
+	*files.Reloader[Keys]
 }
 
 // Status is what the last reload of a key configuration file did.
-type Status struct {
-	// Err is the last reload's error: nil while the keyring in use is the
-	// one the file on disk describes.
-	Err error
-	// Loaded is when the keyring in use was built from the file.
-	Loaded time.Time
-}
+type Status = files.Status
 
 // Open builds the keyring of the file at path; it fails when the file does.
+// When a reload replaces the keyring, the content keys that a key no longer
+// configured unwrapped are dropped from the cache at once, and the old
+// keyring's clients are closed after a minute.
 func Open(ctx context.Context, path string, opts Options) (*Source, error) {
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
 	}
-	s := &Source{path: path, opts: opts, log: opts.Log}
-	if _, err := s.Reload(ctx); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// Unwrap unwraps with the current keyring.
-func (s *Source) Unwrap(ctx context.Context, namespace string, k jwe.Recipient) ([]byte, error) {
-	return s.current.Load().Unwrap(ctx, namespace, k)
-}
-
-// KeyIDs are the current keyring's key IDs.
-func (s *Source) KeyIDs() []string { return s.current.Load().KeyIDs() }
-
-// PublicKeys returns the public keys of the keys in use.
-func (s *Source) PublicKeys(ctx context.Context) ([]jwe.PublicKey, error) {
-	return s.current.Load().PublicKeys(ctx)
-}
-
-// Err is the last reload's error: nil while the file on disk is the one in
-// use.
-func (s *Source) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
-}
-
-// Status is the last reload's outcome.
-func (s *Source) Status() Status {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return Status{Err: s.err, Loaded: s.loaded}
-}
-
-// Reload reads the file and, when its content changed, builds and swaps in a
-// new keyring. It reports whether it swapped. A file back to the content of
-// the keyring in use clears the last error. The content keys that a key no
-// longer configured unwrapped are dropped from the cache at once.
-func (s *Source) Reload(ctx context.Context) (bool, error) {
-	data, err := readFile(s.path)
-	sum := sha256.Sum256(data)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err == nil && s.current.Load() != nil && bytes.Equal(sum[:], s.sum[:]) {
-		s.err = nil
-		return false, nil
-	}
-	var keys *Keys
-	if err == nil {
-		var cfg *File
-		if cfg, err = parseFile(s.path, data); err == nil {
-			keys, err = Build(ctx, cfg, s.opts)
+	build := func(ctx context.Context, contents [][]byte) (*Keys, error) {
+		cfg, err := parseFile(path, contents[0])
+		if err != nil {
+			return nil, err
 		}
+		keys, err := Build(ctx, cfg, opts)
+		if err != nil {
+			return nil, err
+		}
+		opts.Log.Info("key configuration loaded", zap.String("file", path), zap.Strings("kids", keys.KeyIDs()))
+		return keys, nil
 	}
-	if err != nil {
-		s.err = err
-		return false, err
-	}
-	s.sum, s.err, s.loaded = sum, nil, time.Now()
-	if old := s.current.Swap(keys); old != nil {
-		s.forgetRemoved(old.KeyIDs(), keys.KeyIDs())
+	replaced := func(old, current *Keys) {
+		forgetRemoved(opts, old.KeyIDs(), current.KeyIDs())
 		time.AfterFunc(closeDelay, old.Close)
 	}
-	return true, nil
+	r, err := files.NewReloader(ctx, files.Config[Keys]{
+		What: "key configuration", Paths: []string{path}, Limit: MaxFileSize,
+		Build: build, Replaced: replaced, Log: opts.Log,
+		Failed: "key configuration not reloaded; the previous keys stay in use",
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Source{r}, nil
 }
 
 // forgetRemoved drops from the cache the content keys of the keys in old
 // that are not in current.
-func (s *Source) forgetRemoved(old, current []string) {
-	cache := s.opts.Keyring.Cache
+func forgetRemoved(opts Options, old, current []string) {
+	cache := opts.Keyring.Cache
 	if cache == nil {
 		return
 	}
 	for _, kid := range old {
 		if !slices.Contains(current, kid) {
 			cache.Forget(kid)
-			s.log.Info("key removed from the configuration; its cached content keys are dropped", zap.String("kid", kid))
+			opts.Log.Info("key removed from the configuration; its cached content keys are dropped", zap.String("kid", kid))
 		}
 	}
 }
 
-// Watch reloads the file every interval until ctx ends, logging each change
-// and each failure once.
-func (s *Source) Watch(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	var lastErr string
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		swapped, err := s.Reload(ctx)
-		switch {
-		case err != nil && err.Error() != lastErr:
-			s.log.Error("key configuration not reloaded; the previous keys stay in use", zap.String("file", s.path), zap.Error(err))
-			lastErr = err.Error()
-		case err == nil && swapped:
-			s.log.Info("key configuration reloaded", zap.String("file", s.path), zap.Strings("kids", s.KeyIDs()))
-			lastErr = ""
-		case err == nil:
-			lastErr = ""
-		}
-	}
+// Unwrap unwraps with the current keyring.
+func (s *Source) Unwrap(ctx context.Context, namespace string, k jwe.Recipient) ([]byte, error) {
+	return s.Load().Unwrap(ctx, namespace, k)
+}
+
+// KeyIDs are the current keyring's key IDs.
+func (s *Source) KeyIDs() []string { return s.Load().KeyIDs() }
+
+// PublicKeys returns the public keys of the keys in use.
+func (s *Source) PublicKeys(ctx context.Context) ([]jwe.PublicKey, error) {
+	return s.Load().PublicKeys(ctx)
 }
 
 // Close releases the current keyring's clients.
-func (s *Source) Close() { s.current.Load().Close() }
+func (s *Source) Close() { s.Load().Close() }

@@ -13,14 +13,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math/big"
-	"os"
 	"slices"
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/jwe-webhook/jwe-webhook/internal/files"
 	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 )
 
@@ -55,23 +54,16 @@ func loadFile[T any](path string, parse func([]byte) ([]T, error)) ([]T, error) 
 }
 
 func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, withoutPath(err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
-	if err != nil {
-		return nil, withoutPath(err)
-	}
-	if len(data) > maxKeyFileSize {
-		return nil, errors.New("larger than the 1 MiB limit")
-	}
-	return data, nil
+	data, err := files.Read(path, maxKeyFileSize)
+	return data, withoutPath(err)
 }
 
 // withoutPath drops the path from an *fs.PathError; loadFile names it already.
+// A file too large is reported by its limit alone.
 func withoutPath(err error) error {
+	if se, ok := errors.AsType[*files.SizeError](err); ok {
+		return se
+	}
 	if pe, ok := errors.AsType[*fs.PathError](err); ok {
 		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
 	}

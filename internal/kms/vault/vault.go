@@ -18,7 +18,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -31,6 +30,7 @@ import (
 	"github.com/hashicorp/vault/api"
 	"go.uber.org/zap"
 
+	"github.com/jwe-webhook/jwe-webhook/internal/files"
 	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
 )
@@ -262,7 +262,7 @@ func newHTTPClient(t TLSConfig) (*http.Client, error) {
 		InsecureSkipVerify: t.InsecureSkipVerify,
 	}
 	if t.CACert != "" {
-		pemCerts, err := readFile(t.CACert)
+		pemCerts, err := files.Read(t.CACert, maxFileSize)
 		if err != nil {
 			return nil, fmt.Errorf("CA file %q: %w", t.CACert, err)
 		}
@@ -349,27 +349,10 @@ func isLoopback(host string) bool {
 	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
-// readFile reads a file of at most maxFileSize bytes.
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxFileSize {
-		return nil, errors.New("larger than the 1 MiB limit")
-	}
-	return data, nil
-}
-
 // readSecretFile reads a token or JWT from path. Errors never hold the file's
 // content.
 func readSecretFile(path string) (string, error) {
-	data, err := readFile(path)
+	data, err := files.Read(path, maxFileSize)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
