@@ -53,6 +53,20 @@ func (c *Cluster) EncryptManifest(ctx context.Context, recipient, path string) (
 	return run(cmd, nil)
 }
 
+// JWEEncrypt runs jwe-encrypt with args, in the environment that points it
+// at the key services, and returns its standard output and error.
+func (c *Cluster) JWEEncrypt(ctx context.Context, args ...string) (stdout, stderr string, err error) {
+	cmd := exec.CommandContext(ctx, c.cfg.Bins.JWEEncrypt, args...)
+	cmd.Env = append(os.Environ(), c.cfg.EncryptEnv...)
+	var errBuf bytes.Buffer
+	cmd.Stderr = &errBuf
+	out, err := cmd.Output()
+	if err != nil {
+		err = &CommandError{Args: cmd.Args, Stderr: errBuf.String(), Err: err}
+	}
+	return string(out), errBuf.String(), err
+}
+
 // run runs cmd with stdin and returns its stdout; the error names the command
 // and holds its stderr.
 func run(cmd *exec.Cmd, stdin []byte) (string, error) {
