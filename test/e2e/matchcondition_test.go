@@ -2,7 +2,10 @@ package e2e_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
@@ -156,4 +159,34 @@ func reviews(t *testing.T) float64 {
 		t.Fatal(err)
 	}
 	return sum
+}
+
+// TestLargeSecretsWithinCELCost writes the largest plain Secrets, one value
+// of almost 1 MiB and one of 20,000 data keys, with the webhook running: the
+// apiserver evaluates the matchConditions within its CEL cost limit (an
+// error there would refuse them), and does not call the webhook.
+func TestLargeSecretsWithinCELCost(t *testing.T) {
+	ns := newNamespace(t)
+	big := map[string]string{"big": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("x"), 1<<20-16))}
+	many := map[string]string{}
+	for i := range 20000 {
+		many["k"+strconv.Itoa(i)] = base64.StdEncoding.EncodeToString([]byte("plain-value"))
+	}
+	before := reviews(t)
+	for name, data := range map[string]map[string]string{"one-large-value": big, "many-keys": many} {
+		body, err := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]string{"name": name}, "data": data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, resp, err := cluster.Post(t.Context(), "/api/v1/namespaces/"+ns+"/secrets", string(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != http.StatusCreated {
+			t.Errorf("%s: HTTP %d: %.300s", name, code, resp)
+		}
+	}
+	if after := reviews(t); after != before {
+		t.Errorf("the webhook got %v reviews for plain Secrets, want none", after-before)
+	}
 }
