@@ -7,8 +7,9 @@
 // entries that change are rewritten, so comments, blank lines, key order and
 // quoting stay; when a document is laid out in a way this cannot follow (flow
 // style, for one), it is written out whole from its parsed form, which keeps
-// key order and most comments. An edited JSON document is written as JSON with
-// its key order and indentation.
+// key order and most comments. In a JSON document whose edits only replace
+// values (Secret.Replace), only those string tokens are rewritten; any other
+// edited JSON document is written as JSON with its key order and indentation.
 package manifest
 
 import (

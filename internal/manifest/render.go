@@ -14,10 +14,12 @@ import (
 // render returns an edited document's text: spliced line by line when that
 // gives the edited document, else written out whole.
 func (d *document) render() ([]byte, error) {
-	if !d.json {
-		if out, ok := d.splice(); ok && d.reads(out) {
-			return out, nil
-		}
+	splice := d.splice
+	if d.json {
+		splice = d.spliceJSON
+	}
+	if out, ok := splice(); ok && d.reads(out) {
+		return out, nil
 	}
 	return d.encode()
 }
