@@ -35,9 +35,10 @@ const (
 	fakeDelay = 30 * time.Second
 )
 
-// TestKeyServiceFaults breaks the fake Cloud KMS and Vault in turn: down
-// (refusing connections, or answering "unavailable") and slower than the
-// webhook's key timeout. kubectl apply must fail in bounded time with a
+// TestKeyServiceFaults breaks the fake Cloud KMS, Vault, AWS KMS and Key
+// Vault in turn: down (refusing connections, or answering "unavailable"),
+// slower than the webhook's key timeout and, for the clouds, refusing the
+// webhook's identity. kubectl apply must fail in bounded time with a
 // message naming the key service and the data key, store nothing, and succeed
 // once the service is back.
 func TestKeyServiceFaults(t *testing.T) {
@@ -80,6 +81,7 @@ func TestKeyServiceFaults(t *testing.T) {
 			return func() error { keys.vault.SetDelay(0); return nil }
 		},
 	}}
+	tests = append(tests, cloudFaults()...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := plaintext(t, "fault")

@@ -62,6 +62,14 @@ func runSuite(m *testing.M) int {
 	defer ks.Close()
 	logf("fake Cloud KMS on %s, fake Vault on %s", ks.kmsAddr, ks.vaultURL)
 	keys = ks
+	cs, err := startCloudServices(dir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: e2e: start the fake cloud key services: %v\n", err)
+		return 1
+	}
+	defer cs.Close()
+	logf("%s", cs)
+	cloud = cs
 	policy, err := auditPolicy()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: e2e: %v\n", err)
@@ -76,8 +84,8 @@ func runSuite(m *testing.M) int {
 			"--key-timeout", keyTimeout.String(),
 			"--cert-reload-interval", certReloadInterval.String(),
 		},
-		ExtraKeys:   ks.KeyConfig(),
-		EncryptEnv:  ks.EncryptEnv(),
+		ExtraKeys:   append(ks.KeyConfig(), cs.KeyConfig()...),
+		EncryptEnv:  append(ks.EncryptEnv(), cs.EncryptEnv()...),
 		AuditPolicy: policy,
 		Logf:        logf,
 	})

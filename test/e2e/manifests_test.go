@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/keyconfig"
 )
 
 // manifestsDir is the repository's kustomize tree.
@@ -20,7 +22,7 @@ const manifestsDir = "../../manifests"
 
 // overlays are the installs manifests/ must offer; any other overlay found
 // there is checked too.
-var overlays = []string{"local-key", "gcp-kms", "vault", "cert-manager"}
+var overlays = []string{"local-key", "gcp-kms", "vault", "aws-kms", "azure-key-vault", "cert-manager"}
 
 // TestManifests builds every overlay with kubectl kustomize, checks what a
 // production install needs, and applies the result to the apiserver with a
@@ -52,11 +54,26 @@ func TestManifests(t *testing.T) {
 			t.Parallel()
 			objs := buildInstall(t, filepath.Join(manifestsDir, "overlays", name))
 			checkInstall(t, objs)
+			checkKeyConfig(t, objs)
 			switch name {
 			case "gcp-kms":
 				sa := objs.get(t, "ServiceAccount", "jwe-webhook")
 				if lookup(sa, "metadata", "annotations", "iam.gke.io/gcp-service-account") == nil {
 					t.Error("ServiceAccount has no Workload Identity annotation")
+				}
+			case "aws-kms":
+				sa := objs.get(t, "ServiceAccount", "jwe-webhook")
+				if role, _ := lookup(sa, "metadata", "annotations", "eks.amazonaws.com/role-arn").(string); !strings.HasPrefix(role, "arn:aws:iam::") {
+					t.Errorf("ServiceAccount has no IRSA role annotation: %v", role)
+				}
+			case "azure-key-vault":
+				sa := objs.get(t, "ServiceAccount", "jwe-webhook")
+				if lookup(sa, "metadata", "annotations", "azure.workload.identity/client-id") == nil {
+					t.Error("ServiceAccount has no workload identity client-id annotation")
+				}
+				dep := objs.get(t, "Deployment", "jwe-webhook")
+				if use := lookup(dep, "spec", "template", "metadata", "labels", "azure.workload.identity/use"); use != "true" {
+					t.Errorf("pod template label azure.workload.identity/use = %v, want \"true\"", use)
 				}
 			case "cert-manager":
 				checkCertManager(t, objs)
@@ -339,5 +356,22 @@ func runProgram(t *testing.T, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.CommandContext(t.Context(), name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// checkKeyConfig parses the key configuration an overlay generates, if any,
+// as the webhook does: an example that does not parse would keep the pods
+// from becoming ready.
+func checkKeyConfig(t *testing.T, objs objects) {
+	t.Helper()
+	for _, o := range objs {
+		name, _ := lookup(o, "metadata", "name").(string)
+		if o["kind"] != "ConfigMap" || !strings.HasPrefix(name, "jwe-webhook-keys") {
+			continue
+		}
+		data, _ := lookup(o, "data", "keys.yaml").(string)
+		if _, err := keyconfig.Parse([]byte(data)); err != nil {
+			t.Errorf("ConfigMap %s: keys.yaml: %v", name, err)
+		}
 	}
 }

@@ -288,4 +288,10 @@ func TestServerDown(t *testing.T) {
 	if !errors.Is(err, awskms.ErrUnavailable) || errors.Is(err, jwe.ErrKeyMismatch) || !strings.Contains(err.Error(), "aws kms: decrypt with") {
 		t.Errorf("server down: %v, want ErrUnavailable", err)
 	}
+	if err := f.srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Unwrap(t.Context(), w); err != nil {
+		t.Errorf("after a restart: %v", err)
+	}
 }

@@ -267,4 +267,10 @@ func TestServerDown(t *testing.T) {
 	if !errors.Is(err, azkv.ErrUnavailable) || errors.Is(err, jwe.ErrKeyMismatch) {
 		t.Errorf("server down: %v, want ErrUnavailable", err)
 	}
+	if err := f.srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Unwrap(t.Context(), w); err != nil {
+		t.Errorf("after a restart: %v", err)
+	}
 }

@@ -32,7 +32,16 @@ type Scope struct {
 // or a key service such as gcpkms://… or vault://…, reached through
 // Config.EncryptEnv) with scope and returns the compact JWE.
 func (c *Cluster) Encrypt(ctx context.Context, recipient string, value []byte, scope Scope) (string, error) {
-	args := []string{"-r", recipient}
+	return c.EncryptToAll(ctx, []string{recipient}, value, scope)
+}
+
+// EncryptToAll is Encrypt to several recipients: any of their keys opens the
+// value, a JWE in the JSON serialization.
+func (c *Cluster) EncryptToAll(ctx context.Context, recipients []string, value []byte, scope Scope) (string, error) {
+	var args []string
+	for _, r := range recipients {
+		args = append(args, "-r", r)
+	}
 	if scope.Namespace != "" {
 		args = append(args, "--namespace", scope.Namespace)
 	}

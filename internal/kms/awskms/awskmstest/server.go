@@ -86,17 +86,31 @@ func NewServer(addr, accessKeyID, secretAccessKey string) (*Server, error) {
 		URL:             "http://" + lis.Addr().String(),
 		AccessKeyID:     accessKeyID,
 		SecretAccessKey: secretAccessKey,
-		lis:             lis,
-		served:          make(chan struct{}),
 		keys:            make(map[string]*key),
 		aliases:         make(map[string]string),
 	}
+	s.serve(lis)
+	return s, nil
+}
+
+func (s *Server) serve(lis net.Listener) {
+	s.lis, s.served = lis, make(chan struct{})
 	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(s.served)
 		_ = s.http.Serve(lis) // returns when Close stops the server
 	}()
-	return s, nil
+}
+
+// Restart listens again on the address Close stopped listening on, with the
+// same keys and credentials.
+func (s *Server) Restart() error {
+	lis, err := net.Listen("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		return fmt.Errorf("fake aws kms: %w", err)
+	}
+	s.serve(lis)
+	return nil
 }
 
 // Start starts a server on a free loopback port with random credentials for
@@ -120,7 +134,8 @@ func (s *Server) Options() []awskms.Option {
 	}
 }
 
-// Close stops the server, ending calls in progress.
+// Close stops the server, ending calls in progress: connections are refused
+// until Restart.
 func (s *Server) Close() {
 	_ = s.http.Close()
 	<-s.served

@@ -27,6 +27,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,13 +98,28 @@ func NewServer(addr string) (*Server, error) {
 		keys:           make(map[string][]*version),
 		tokens:         make(map[string]bool),
 	}
+	s.serve(lis)
+	s.URL = s.srv.URL
+	return s, nil
+}
+
+func (s *Server) serve(lis net.Listener) {
 	s.srv = httptest.NewUnstartedServer(s.routes())
 	s.srv.Listener.Close()
 	s.srv.Listener = lis
 	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // clients that distrust the CA are tests
 	s.srv.StartTLS()
-	s.URL = s.srv.URL
-	return s, nil
+}
+
+// Restart listens again on the address Close stopped listening on, with the
+// same keys, tokens and certificate.
+func (s *Server) Restart() error {
+	lis, err := net.Listen("tcp", strings.TrimPrefix(s.URL, "https://"))
+	if err != nil {
+		return fmt.Errorf("fake key vault: %w", err)
+	}
+	s.serve(lis)
+	return nil
 }
 
 // Start starts a server on a free loopback port for the test and closes it
@@ -118,7 +134,8 @@ func Start(tb testing.TB) *Server {
 	return s
 }
 
-// Close stops the server, ending calls in progress.
+// Close stops the server, ending calls in progress: connections are refused
+// until Restart.
 func (s *Server) Close() {
 	s.srv.CloseClientConnections()
 	s.srv.Close()
