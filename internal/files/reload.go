@@ -16,12 +16,7 @@ import (
 // is reported by Err until a reload succeeds or the files are back to the
 // contents of the value in use. It is safe for concurrent use.
 type Reloader[T any] struct {
-	paths    []string
-	limit    int64
-	build    func(ctx context.Context, contents [][]byte) (*T, error)
-	replaced func(old, current *T)
-	log      *zap.Logger
-	failed   string
+	cfg Config[T] // defaults filled in
 
 	cur atomic.Pointer[T]
 
@@ -69,7 +64,7 @@ func NewReloader[T any](ctx context.Context, c Config[T]) (*Reloader[T], error) 
 	if c.Failed == "" {
 		c.Failed = "reload " + c.What + "; keeping the current one"
 	}
-	r := &Reloader[T]{paths: c.Paths, limit: c.Limit, build: c.Build, replaced: c.Replaced, log: c.Log, failed: c.Failed}
+	r := &Reloader[T]{cfg: c}
 	if _, err := r.Reload(ctx); err != nil {
 		return nil, err
 	}
@@ -104,15 +99,15 @@ func (r *Reloader[T]) Reload(ctx context.Context) (bool, error) {
 	}
 	var v *T
 	if err == nil {
-		v, err = r.build(ctx, contents)
+		v, err = r.cfg.Build(ctx, contents)
 	}
 	if err != nil {
 		r.err = err
 		return false, err
 	}
 	r.sum, r.err, r.loaded = sum, nil, time.Now()
-	if old := r.cur.Swap(v); old != nil && r.replaced != nil {
-		r.replaced(old, v)
+	if old := r.cur.Swap(v); old != nil && r.cfg.Replaced != nil {
+		r.cfg.Replaced(old, v)
 	}
 	return true, nil
 }
@@ -121,9 +116,9 @@ func (r *Reloader[T]) Reload(ctx context.Context) (bool, error) {
 func (r *Reloader[T]) read() ([][]byte, [sha256.Size]byte, error) {
 	var sum [sha256.Size]byte
 	h := sha256.New()
-	contents := make([][]byte, len(r.paths))
-	for i, path := range r.paths {
-		b, err := Read(path, r.limit)
+	contents := make([][]byte, len(r.cfg.Paths))
+	for i, path := range r.cfg.Paths {
+		b, err := Read(path, r.cfg.Limit)
 		if err != nil {
 			return nil, sum, err
 		}
@@ -154,7 +149,7 @@ func (r *Reloader[T]) Watch(ctx context.Context, interval time.Duration) {
 			lastErr = ""
 		case err.Error() != lastErr:
 			lastErr = err.Error()
-			r.log.Error(r.failed, zap.Strings("files", r.paths), zap.Error(err))
+			r.cfg.Log.Error(r.cfg.Failed, zap.Strings("files", r.cfg.Paths), zap.Error(err))
 		}
 	}
 }

@@ -123,20 +123,11 @@ func (c *Cache) add(key [sha256.Size]byte, kid string, gen uint64, cek []byte) {
 
 // Decrypter returns d with this cache in front of it.
 func (c *Cache) Decrypter(d Decrypter) Decrypter {
-	return &cachedDecrypter{Decrypter: d, cache: c}
+	return decorate(d, c.unwrap)
 }
 
-// cachedDecrypter forwards KeyID and MatchKeyID to the Decrypter it embeds.
-type cachedDecrypter struct {
-	Decrypter
-	cache *Cache
-}
-
-var _ Decrypter = (*cachedDecrypter)(nil)
-
-func (d *cachedDecrypter) Unwrap(ctx context.Context, k jwe.Recipient) ([]byte, error) {
-	c := d.cache
-	key := cacheKey(d.KeyID(), k)
+func (c *Cache) unwrap(ctx context.Context, k jwe.Recipient, next Decrypter) ([]byte, error) {
+	key := cacheKey(next.KeyID(), k)
 	if cek, ok := c.get(key); ok {
 		c.hits.Add(1)
 		return cek, nil
@@ -149,11 +140,11 @@ func (d *cachedDecrypter) Unwrap(ctx context.Context, k jwe.Recipient) ([]byte, 
 			return cek, nil
 		}
 		c.misses.Add(1)
-		kid := d.KeyID()
+		kid := next.KeyID()
 		gen := c.generation(kid)
 		fctx, cancel := c.flightContext(ctx)
 		defer cancel()
-		cek, err := d.Decrypter.Unwrap(fctx, k)
+		cek, err := next.Unwrap(fctx, k)
 		if err != nil {
 			return nil, err
 		}

@@ -22,8 +22,8 @@ import (
 //  6. Observer.KeyServiceCalled, once per call that reached the key service;
 //  7. the key's Decrypter, the key service.
 //
-// A decorator embeds the Decrypter it wraps, so KeyID and MatchKeyID reach
-// the key service unchanged.
+// Each decorator is a step around the Decrypter it wraps (decorate), so KeyID
+// and MatchKeyID reach the key service unchanged.
 type Options struct {
 	// Timeout bounds each call to a key service, under whatever deadline the
 	// caller's context already has. Zero means only the caller's.
@@ -54,7 +54,7 @@ type Observer interface {
 // chain returns d with the decorators of o around it; see Options.
 func (o Options) chain(provider string, d Decrypter) Decrypter {
 	if o.Observer != nil {
-		d = &timed{Decrypter: d, provider: provider, obs: o.Observer}
+		d = decorate(d, timed(provider, o.Observer))
 	}
 	if o.Limit != nil {
 		d = o.Limit.decrypter(d)
@@ -66,39 +66,46 @@ func (o Options) chain(provider string, d Decrypter) Decrypter {
 		d = o.Cache.Decrypter(d)
 	}
 	if o.Observer != nil {
-		d = &counted{Decrypter: d, provider: provider, obs: o.Observer}
+		d = decorate(d, counted(provider, o.Observer))
 	}
 	return d
 }
 
-// timed reports the duration of each key-service call.
-type timed struct {
+// step is one decorator of the chain: it unwraps r, asking next for what it
+// does not answer itself.
+type step func(ctx context.Context, r jwe.Recipient, next Decrypter) ([]byte, error)
+
+// decorated is a Decrypter whose Unwrap goes through a step. It embeds the
+// Decrypter it wraps, so KeyID and MatchKeyID are that one's.
+type decorated struct {
 	Decrypter
-	provider string
-	obs      Observer
+	step step
 }
 
-func (d *timed) Unwrap(ctx context.Context, r jwe.Recipient) ([]byte, error) {
-	start := time.Now()
-	cek, err := d.Decrypter.Unwrap(ctx, r)
-	d.obs.KeyServiceCalled(d.provider, time.Since(start))
-	return cek, err
+var _ Decrypter = (*decorated)(nil)
+
+// decorate returns d with its Unwrap passed through s.
+func decorate(d Decrypter, s step) Decrypter { return &decorated{Decrypter: d, step: s} }
+
+func (d *decorated) Unwrap(ctx context.Context, r jwe.Recipient) ([]byte, error) {
+	return d.step(ctx, r, d.Decrypter)
+}
+
+// timed reports the duration of each key-service call.
+func timed(provider string, obs Observer) step {
+	return func(ctx context.Context, r jwe.Recipient, next Decrypter) ([]byte, error) {
+		start := time.Now()
+		cek, err := next.Unwrap(ctx, r)
+		obs.KeyServiceCalled(provider, time.Since(start))
+		return cek, err
+	}
 }
 
 // counted reports each unwrap and its outcome.
-type counted struct {
-	Decrypter
-	provider string
-	obs      Observer
+func counted(provider string, obs Observer) step {
+	return func(ctx context.Context, r jwe.Recipient, next Decrypter) ([]byte, error) {
+		cek, err := next.Unwrap(ctx, r)
+		obs.Unwrapped(next.KeyID(), provider, err)
+		return cek, err
+	}
 }
-
-func (d *counted) Unwrap(ctx context.Context, r jwe.Recipient) ([]byte, error) {
-	cek, err := d.Decrypter.Unwrap(ctx, r)
-	d.obs.Unwrapped(d.KeyID(), d.provider, err)
-	return cek, err
-}
-
-var (
-	_ Decrypter = (*timed)(nil)
-	_ Decrypter = (*counted)(nil)
-)

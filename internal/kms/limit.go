@@ -29,22 +29,15 @@ func (l *CallLimit) Max() int { return cap(l.slots) }
 // decrypter returns d with each Unwrap taking a slot of l for the duration
 // of the call.
 func (l *CallLimit) decrypter(d Decrypter) Decrypter {
-	return &limited{Decrypter: d, limit: l}
+	return decorate(d, l.unwrap)
 }
 
-type limited struct {
-	Decrypter
-	limit *CallLimit
-}
-
-var _ Decrypter = (*limited)(nil)
-
-func (d *limited) Unwrap(ctx context.Context, r jwe.Recipient) ([]byte, error) {
+func (l *CallLimit) unwrap(ctx context.Context, r jwe.Recipient, next Decrypter) ([]byte, error) {
 	select {
-	case d.limit.slots <- struct{}{}:
+	case l.slots <- struct{}{}:
 	default:
-		return nil, fmt.Errorf("%d calls in flight: %w", d.limit.Max(), ErrOverloaded)
+		return nil, fmt.Errorf("%d calls in flight: %w", l.Max(), ErrOverloaded)
 	}
-	defer func() { <-d.limit.slots }()
-	return d.Decrypter.Unwrap(ctx, r)
+	defer func() { <-l.slots }()
+	return next.Unwrap(ctx, r)
 }

@@ -46,25 +46,17 @@ func (n *NegativeCache) Hits() uint64 { return n.hits.Load() }
 
 // decrypter returns d with this cache in front of it.
 func (n *NegativeCache) decrypter(d Decrypter) Decrypter {
-	return &negativeDecrypter{Decrypter: d, cache: n}
+	return decorate(d, n.unwrap)
 }
 
-type negativeDecrypter struct {
-	Decrypter
-	cache *NegativeCache
-}
-
-var _ Decrypter = (*negativeDecrypter)(nil)
-
-func (d *negativeDecrypter) Unwrap(ctx context.Context, k jwe.Recipient) ([]byte, error) {
-	n := d.cache
-	id := d.KeyID() + "\x00" + k.KeyID
+func (n *NegativeCache) unwrap(ctx context.Context, k jwe.Recipient, next Decrypter) ([]byte, error) {
+	id := next.KeyID() + "\x00" + k.KeyID
 	if err, ok := n.missing.Get(id); ok {
 		n.hits.Add(1)
 		return nil, err
 	}
 	if n.known.Contains(id) {
-		return d.call(ctx, id, k)
+		return n.call(ctx, id, k, next)
 	}
 	led := false
 	ch := n.probe.DoChan(id, func() (any, error) {
@@ -75,7 +67,7 @@ func (d *negativeDecrypter) Unwrap(ctx context.Context, k jwe.Recipient) ([]byte
 			n.hits.Add(1)
 			return nil, err
 		}
-		return d.call(ctx, id, k)
+		return n.call(ctx, id, k, next)
 	})
 	select {
 	case res := <-ch:
@@ -87,20 +79,20 @@ func (d *negativeDecrypter) Unwrap(ctx context.Context, k jwe.Recipient) ([]byte
 			n.hits.Add(1)
 			return nil, res.Err
 		}
-		return d.call(ctx, id, k)
+		return n.call(ctx, id, k, next)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 }
 
 // call asks the key service and remembers what its answer says of the key ID.
-func (d *negativeDecrypter) call(ctx context.Context, id string, k jwe.Recipient) ([]byte, error) {
-	cek, err := d.Decrypter.Unwrap(ctx, k)
+func (n *NegativeCache) call(ctx context.Context, id string, k jwe.Recipient, next Decrypter) ([]byte, error) {
+	cek, err := next.Unwrap(ctx, k)
 	switch {
 	case errors.Is(err, ErrKeyNotFound):
-		d.cache.missing.Add(id, err)
+		n.missing.Add(id, err)
 	case ctx.Err() == nil && !errors.Is(err, ErrOverloaded):
-		d.cache.known.Add(id, struct{}{})
+		n.known.Add(id, struct{}{})
 	}
 	return cek, err
 }
