@@ -8,9 +8,9 @@
 // a key version's URL; a kid naming another vault or key is a mismatch and is
 // never sent anywhere.
 //
-// The webhook's identity needs the keys/unwrapKey and keys/read data actions
-// (the "Key Vault Crypto User" role, or an access policy with unwrapKey and
-// get): Unwrap reads each version's key type and permitted operations once
+// The webhook's identity needs the keys/unwrap/action and keys/read data
+// actions (a custom role, the broader "Key Vault Crypto User", or an access
+// policy with unwrapKey and get): Unwrap reads each version's key type and permitted operations once
 // with getKey. Credentials come from Microsoft Entra workload identity in a
 // cluster, and from azidentity's default chain elsewhere. Requests carry a
 // bearer token obtained through the vault's authentication challenge, over
