@@ -361,15 +361,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		CertReloadInterval: c.certReloadInterval,
 		ShutdownTimeout:    c.shutdownTimeout,
 	}
-	if src, ok := keys.(*keyconfig.Source); ok {
-		// A broken file does not make the webhook unready: the last good
-		// keyring stays in use, and the file is reported.
-		m.KeyConfig(func() (bool, time.Time) {
-			st := src.Status()
-			return st.Err == nil, st.Loaded
-		})
-		cfg.ReadyDetails = func() []string { return keyConfigDetails(c.keyConfig, src.Status()) }
-	}
+	reportKeys(&cfg, m, keys, c.keyConfig)
 	srv, err := server.New(cfg, m.Reviewer(rev), log)
 	if err != nil {
 		return err
@@ -382,15 +374,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		zap.String("metricsListen", c.metricsListen), zap.Strings("kids", keys.KeyIDs()),
 		zap.Int("cacheSize", c.cacheSize), zap.Duration("cacheTTL", c.cacheTTL))
 	return srv.Run(ctx)
-}
-
-// keyConfigDetails are the /readyz lines about the key configuration file.
-func keyConfigDetails(path string, st keyconfig.Status) []string {
-	if st.Err == nil {
-		return nil
-	}
-	return []string{fmt.Sprintf("key configuration %s does not build (the log says why); the keys loaded at %s stay in use",
-		path, st.Loaded.UTC().Format(time.RFC3339))}
 }
 
 // buildVersion is version, else the main module's version, else "dev".

@@ -240,6 +240,40 @@ func (c keyConfigCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(keyConfigLoaded, prometheus.GaugeValue, float64(loaded.UnixNano())/1e9)
 }
 
+// KeyServiceState is whether the key service of a configured key has been
+// reached since the key configuration was loaded.
+type KeyServiceState struct {
+	KeyID, Provider string
+	Reached         bool
+}
+
+// KeyServices registers jwe_webhook_key_service_reached{kid,provider}: 1
+// once the key service of a configured remote key has answered, 0 while the
+// webhook still tries to reach it and refuses the key's values. It is read
+// from states at each scrape.
+func (m *Metrics) KeyServices(states func() []KeyServiceState) {
+	m.reg.MustRegister(keyServiceCollector{states})
+}
+
+type keyServiceCollector struct {
+	states func() []KeyServiceState
+}
+
+var keyServiceReached = prometheus.NewDesc(prefix+"key_service_reached",
+	"1 once the key service of a configured key has answered, 0 while the webhook still tries to reach it and refuses the key's values (503).", []string{"kid", "provider"}, nil)
+
+func (keyServiceCollector) Describe(ch chan<- *prometheus.Desc) { ch <- keyServiceReached }
+
+func (c keyServiceCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.states() {
+		v := 0.0
+		if s.Reached {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(keyServiceReached, prometheus.GaugeValue, v, s.KeyID, s.Provider)
+	}
+}
+
 // CertExpiry registers jwe_webhook_serving_certificate_expiry_timestamp_seconds,
 // read from notAfter at each scrape; it is absent while notAfter is zero.
 func (m *Metrics) CertExpiry(notAfter func() time.Time) {

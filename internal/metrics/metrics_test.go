@@ -304,3 +304,20 @@ func TestKeyConfig(t *testing.T) {
 		t.Errorf("a failed reload is not reported:\n%s", s)
 	}
 }
+
+func TestKeyServices(t *testing.T) {
+	m := New("dev")
+	m.KeyServices(func() []KeyServiceState {
+		return []KeyServiceState{{KeyID: "vault://transit/a", Provider: "vault"}, {KeyID: "projects/p/k", Provider: "gcpkms", Reached: true}}
+	})
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		`jwe_webhook_key_service_reached{kid="vault://transit/a",provider="vault"} 0`,
+		`jwe_webhook_key_service_reached{kid="projects/p/k",provider="gcpkms"} 1`,
+	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("scrape lacks %q:\n%s", want, rec.Body.String())
+		}
+	}
+}

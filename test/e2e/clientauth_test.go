@@ -146,21 +146,8 @@ func TestMetrics(t *testing.T) {
 	s.StringData = map[string]string{"password": jwe}
 	mustApply(t, s)
 
-	client := &http.Client{}
-	get := func(path string) string {
-		resp, err := client.Get(cluster.MetricsURL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
-		}
-		return string(b)
-	}
-	get("/readyz")
-	scrape := get("/metrics")
+	metricsPort(t, "/readyz")
+	scrape := metricsPort(t, "/metrics")
 	for _, want := range []string{
 		`jwe_webhook_admission_reviews_total{operation="CREATE",result="patched"}`,
 		`jwe_webhook_unwraps_total{kid=`,

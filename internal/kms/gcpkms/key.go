@@ -168,6 +168,21 @@ func (k *Key) publicKey(ctx context.Context, version string) (publicKey, error) 
 	return pk, nil
 }
 
+// Reach asks Cloud KMS for the key's public keys, to learn whether it can be
+// reached: it returns an error only when the service did not answer
+// (unavailable, or not in time). Any answer, a refusal included, means it
+// can be reached; Unwrap reports such refusals value by value.
+func (k *Key) Reach(ctx context.Context) error {
+	_, err := k.PublicKeys(ctx)
+	switch code := status.Code(err); {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil, code == codes.Unavailable, code == codes.DeadlineExceeded:
+		return err
+	}
+	return nil
+}
+
 // PublicKey returns the public key to encrypt to, with the key version's name
 // as KeyID. For a crypto key that is its highest-numbered ENABLED version:
 // asymmetric keys have no primary version, so PublicKey lists the versions.

@@ -30,6 +30,17 @@ type Options struct {
 type Keys struct {
 	*kms.Keyring
 	closers []func()
+	states  []func() KeyState // of the keys in a remote key service
+}
+
+// KeyStates says for each key in a remote key service (not local keys)
+// whether its service has been reached.
+func (k *Keys) KeyStates() []KeyState {
+	out := make([]KeyState, len(k.states))
+	for i, state := range k.states {
+		out[i] = state()
+	}
+	return out
 }
 
 // Close releases the key-service clients.
@@ -80,6 +91,21 @@ func Build(ctx context.Context, cfg *File, opts Options) (*Keys, error) {
 	return keys, nil
 }
 
+// reach reaches a key service with connect, or returns a key that keeps
+// trying in the background and refuses values until it succeeds.
+func (keys *Keys) reach(ctx context.Context, kid, provider string, match func(string) bool, connect connectFunc, log *zap.Logger) []kms.Decrypter {
+	d, release := connectOrLater(ctx, kid, provider, match, connect, log)
+	if l, ok := d.(*lateKey); ok {
+		keys.states = append(keys.states, l.state)
+	} else {
+		keys.states = append(keys.states, func() KeyState { return KeyState{KeyID: kid, Provider: provider} })
+	}
+	if release != nil {
+		keys.closers = append(keys.closers, release)
+	}
+	return []kms.Decrypter{d}
+}
+
 // settingsField is the field of an entry that says where its key is, which
 // an error opening the key points at.
 func settingsField(provider string) string {
@@ -125,26 +151,37 @@ func (keys *Keys) decrypters(ctx context.Context, k Key, gcp map[GCPKMS]*gcpkms.
 		if err != nil {
 			return nil, err
 		}
-		return []kms.Decrypter{key}, nil
+		// The client connects lazily: ask Cloud KMS once, as Vault is asked
+		// when logging in, so that an unreachable service is found and
+		// reported the same way.
+		return keys.reach(ctx, key.KeyID(), k.Provider, key.MatchKeyID, func(ctx context.Context) (kms.Decrypter, func(), error) {
+			return key, nil, key.Reach(ctx)
+		}, log), nil
 	case "vault":
 		v := k.Vault
 		method := v.Auth.Method
 		if method == "" {
 			method = vault.AuthKubernetes
 		}
-		key, err := vault.New(ctx, vault.Config{
+		cfg := vault.Config{
 			Address: v.Address, Mount: v.Mount, Key: v.Key,
 			TLS: vault.TLSConfig{CACert: v.TLS.CAFile, ServerName: v.TLS.ServerName},
 			Auth: vault.AuthConfig{
 				Method: method, TokenFile: v.Auth.TokenFile, Role: v.Auth.Role,
 				KubernetesMount: v.Auth.Mount, ServiceAccountTokenFile: v.Auth.ServiceAccountTokenFile,
 			},
-		}, log.With(zap.String("vault", v.Address), zap.String("key", v.Key)))
-		if err != nil {
+		}
+		if err := cfg.Check(); err != nil {
 			return nil, err
 		}
-		keys.closers = append(keys.closers, func() { _ = key.Close() })
-		return []kms.Decrypter{key}, nil
+		vlog := log.With(zap.String("vault", v.Address), zap.String("key", v.Key))
+		return keys.reach(ctx, cfg.KeyID(), k.Provider, cfg.MatchKeyID, func(ctx context.Context) (kms.Decrypter, func(), error) {
+			key, err := vault.New(ctx, cfg, vlog)
+			if err != nil {
+				return nil, nil, err
+			}
+			return key, func() { _ = key.Close() }, nil
+		}, log), nil
 	case "awskms":
 		return cloud.awsKey(ctx, k.AWSKMS)
 	case "azurekv":
@@ -167,11 +204,13 @@ func publicKeys(d kms.Decrypter) func(context.Context) ([]jwe.PublicKey, error) 
 		return k.PublicKeys
 	case *azkv.Key:
 		return k.PublicKeys
+	case *lateKey:
+		return k.PublicKeys
 	}
 	return nil
 }
 
-// keyType is the kind of d's key: Cloud KMS and Vault transit keys of ours
+// keyType is the kind of d's key: Cloud KMS, Vault transit, AWS KMS and Azure Key Vault keys of ours
 // are RSA; a local key says.
 func keyType(d kms.Decrypter) string {
 	switch k := d.(type) {
@@ -180,7 +219,7 @@ func keyType(d kms.Decrypter) string {
 			return kms.KeyTypeEC
 		}
 		return kms.KeyTypeRSA
-	case *gcpkms.Key, *vault.Key:
+	case *gcpkms.Key, *vault.Key, *awskms.Key, *azkv.Key, *lateKey:
 		return kms.KeyTypeRSA
 	}
 	return ""

@@ -186,8 +186,8 @@ func TestBuildErrorsNameTheEntry(t *testing.T) {
 	cases := map[string]struct{ yaml, want string }{
 		"missing local file": {"keys:\n  - provider: local\n    local:\n      file: testdata/nope.pem\n", `keys.yaml:4: keys[0].local.file: key file "testdata/nope.pem"`},
 		"kid not in file":    {"keys:\n  - provider: local\n    kid: abc\n    local: {file: testdata/ec-p256.pem}\n", `keys.yaml:3: keys[0].kid: kid "abc" is not the key's`},
-		"vault unreachable": {"keys:\n  - provider: vault\n    vault: {address: \"http://127.0.0.1:1\", mount: transit, key: k, auth: {method: token, tokenFile: testdata/ec-p256.pem}}\n",
-			"keys.yaml:3: keys[0].vault: "},
+		"vault CA file missing": {"keys:\n  - provider: vault\n    vault: {address: \"https://127.0.0.1:1\", mount: transit, key: k, tls: {caFile: testdata/nope.pem}, auth: {method: token, tokenFile: testdata/ec-p256.pem}}\n",
+			`keys.yaml:3: keys[0].vault: vault config: CA file "testdata/nope.pem"`},
 		"same key twice": {dup, fmt.Sprintf("keys.yaml:%d: keys[3].local.file: key %q is configured twice, also by keys[0] on line 2", strings.Count(dup, "\n"), localPublicKey(t, "testdata/ec-p256.pem").KeyID)},
 	}
 	for name, c := range cases {

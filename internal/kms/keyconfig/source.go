@@ -82,6 +82,10 @@ func (s *Source) Unwrap(ctx context.Context, namespace string, k jwe.Recipient) 
 	return s.Load().Unwrap(ctx, namespace, k)
 }
 
+// KeyStates says for each key of the current keyring in a remote key
+// service whether the service has been reached.
+func (s *Source) KeyStates() []KeyState { return s.Load().KeyStates() }
+
 // KeyIDs are the current keyring's key IDs.
 func (s *Source) KeyIDs() []string { return s.Load().KeyIDs() }
 

@@ -199,6 +199,31 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Key, error) {
 	return k, nil
 }
 
+// Check returns the error New would return for a configuration that can
+// never work, without contacting Vault: New may still fail later for a
+// reason of Vault's (unreachable, token refused).
+func (c Config) Check() error {
+	c, err := c.withDefaults()
+	if err == nil {
+		_, err = newHTTPClient(c.TLS)
+	}
+	if err != nil {
+		return fmt.Errorf("vault config: %w", err)
+	}
+	return nil
+}
+
+// KeyID is the ID of the key family c names, as a Key built from c answers
+// to (see Key.KeyID), without contacting Vault.
+func (c Config) KeyID() string { return KeyIDFor(strings.Trim(c.Mount, "/"), c.Key, 0) }
+
+// MatchKeyID reports whether kid names a version of the transit key c names,
+// as Key.MatchKeyID, without contacting Vault.
+func (c Config) MatchKeyID(kid string) bool {
+	mount, key, version, err := ParseKeyID(kid)
+	return err == nil && version > 0 && mount == strings.Trim(c.Mount, "/") && key == c.Key
+}
+
 // withDefaults checks c and fills in its defaults.
 func (c Config) withDefaults() (Config, error) {
 	u, err := url.Parse(c.Address)
