@@ -216,14 +216,6 @@ func (l *linter) unknownKey(obj *jwe.Object) string {
 	return fmt.Sprintf("no recipient is a key of the cluster's key set (kid %s); the webhook will refuse it", strings.Join(quoteAll(kids), ", "))
 }
 
-func quoteAll(s []string) []string {
-	out := make([]string, len(s))
-	for i, v := range s {
-		out[i] = fmt.Sprintf("%q", v)
-	}
-	return out
-}
-
 func (l *linter) report(f finding) {
 	if f.Severity == "warning" {
 		l.warnings++
