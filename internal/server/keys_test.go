@@ -51,7 +51,27 @@ func TestKeySet(t *testing.T) {
 		t.Fatal("private member in /keys")
 	}
 
+	// An answer is reused for a minute: no key-service call in between.
+	calls := 0
+	counted := keys
+	keys = func(ctx context.Context) ([]jwe.PublicKey, error) { calls++; return counted(ctx) }
+	now := time.Unix(1e9, 0)
+	ks := &keySet{keys: func(ctx context.Context) ([]jwe.PublicKey, error) { return keys(ctx) }, log: zap.NewNop(), now: func() time.Time { return now }}
+	for range 3 {
+		if _, err := ks.get(t.Context()); err != nil || calls != 1 {
+			t.Fatalf("within a minute: %d calls, %v", calls, err)
+		}
+	}
+	now = now.Add(keySetTTL)
+	if _, err := ks.get(t.Context()); err != nil || calls != 2 {
+		t.Fatalf("after a minute: %d calls, %v", calls, err)
+	}
+
 	keysErr = errors.New("vault: permission denied on transit/keys/k8s")
+	srv, err = New(Config{CertFile: certFile, KeyFile: keyFile, Keys: KeySet(keys, zap.NewNop())}, patching, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
 	rec = httptest.NewRecorder()
 	srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/keys", nil))
 	if rec.Code != http.StatusServiceUnavailable || strings.Contains(rec.Body.String(), "permission") {
