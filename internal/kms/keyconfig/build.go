@@ -3,6 +3,7 @@ package keyconfig
 import (
 	"context"
 	"crypto/ecdsa"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -106,6 +107,27 @@ func (keys *Keys) reach(ctx context.Context, kid, provider string, match func(st
 	return []kms.Decrypter{d}
 }
 
+// reachCloud returns what reaches the service of the one key a cloud
+// provider opened, as reach does, by reading the key's public keys: only an
+// error wrapping unavailable (no answer, or none in time) counts as
+// unreachable; any other answer, a refusal included, means the service can
+// be reached, and Unwrap reports it value by value.
+func (keys *Keys) reachCloud(ctx context.Context, provider string, unavailable error, log *zap.Logger) func([]kms.Decrypter, error) ([]kms.Decrypter, error) {
+	return func(decs []kms.Decrypter, err error) ([]kms.Decrypter, error) {
+		if err != nil || len(decs) != 1 {
+			return decs, err
+		}
+		d := decs[0]
+		return keys.reach(ctx, d.KeyID(), provider, d.MatchKeyID, func(ctx context.Context) (kms.Decrypter, func(), error) {
+			_, err := publicKeys(d)(ctx)
+			if err != nil && (ctx.Err() != nil || errors.Is(err, unavailable)) {
+				return nil, nil, err
+			}
+			return d, nil, nil
+		}, log), nil
+	}
+}
+
 // settingsField is the field of an entry that says where its key is, which
 // an error opening the key points at.
 func settingsField(provider string) string {
@@ -183,9 +205,9 @@ func (keys *Keys) decrypters(ctx context.Context, k Key, gcp map[GCPKMS]*gcpkms.
 			return key, func() { _ = key.Close() }, nil
 		}, log), nil
 	case "awskms":
-		return cloud.awsKey(ctx, k.AWSKMS)
+		return keys.reachCloud(ctx, k.Provider, awskms.ErrUnavailable, log)(cloud.awsKey(ctx, k.AWSKMS))
 	case "azurekv":
-		return cloud.azureKey(ctx, k.AzureKV)
+		return keys.reachCloud(ctx, k.Provider, azkv.ErrUnavailable, log)(cloud.azureKey(ctx, k.AzureKV))
 	}
 	return nil, fmt.Errorf("unknown provider %q", k.Provider)
 }
