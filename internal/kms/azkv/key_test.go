@@ -274,3 +274,22 @@ func TestServerDown(t *testing.T) {
 		t.Errorf("after a restart: %v", err)
 	}
 }
+
+// TestHSMKey checks that an HSM-protected RSA key (kty RSA-HSM) serves and
+// unwraps like a software one.
+func TestHSMKey(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	kid := f.addVersion(t, "hsm")
+	if err := f.srv.SetHSM(kid); err != nil {
+		t.Fatal(err)
+	}
+	k := f.key(t, keyOf(kid))
+	cek, w := wrap(t, k)
+	if w.KeyID != kid {
+		t.Fatalf("PublicKey kid %q, want %q", w.KeyID, kid)
+	}
+	if got, err := k.Unwrap(t.Context(), w); err != nil || !bytes.Equal(got, cek) {
+		t.Fatalf("Unwrap: %v", err)
+	}
+}

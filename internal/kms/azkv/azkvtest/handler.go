@@ -170,13 +170,13 @@ func (s *Server) handleGetKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	enabled := v.enabled
+	enabled, kty := v.enabled, v.kty
 	s.mu.Unlock()
 	now := time.Now().Unix()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"key": map[string]any{
 			"kid":     s.URL + "/keys/" + name + "/" + v.id,
-			"kty":     "RSA",
+			"kty":     kty,
 			"key_ops": v.ops,
 			"n":       b64.EncodeToString(v.priv.N.Bytes()),
 			"e":       b64.EncodeToString(big.NewInt(int64(v.priv.E)).Bytes()),

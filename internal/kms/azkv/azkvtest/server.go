@@ -58,6 +58,7 @@ type Server struct {
 
 type version struct {
 	id      string
+	kty     string // RSA or RSA-HSM
 	priv    *rsa.PrivateKey
 	ops     []string
 	enabled bool
@@ -182,7 +183,7 @@ func (s *Server) AddVersion(name string, priv *rsa.PrivateKey, ops ...string) st
 	if len(ops) == 0 {
 		ops = []string{"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"}
 	}
-	v := &version{id: newVersion(), priv: priv, ops: ops, enabled: true}
+	v := &version{id: newVersion(), kty: "RSA", priv: priv, ops: ops, enabled: true}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.keys[name] = append(s.keys[name], v)
@@ -191,12 +192,22 @@ func (s *Server) AddVersion(name string, priv *rsa.PrivateKey, ops ...string) st
 
 // SetEnabled enables or disables the key version kid.
 func (s *Server) SetEnabled(kid string, enabled bool) error {
+	return s.update(kid, func(v *version) { v.enabled = enabled })
+}
+
+// SetHSM makes the key version kid an HSM-protected key (kty RSA-HSM), as a
+// Premium vault or a Managed HSM holds it.
+func (s *Server) SetHSM(kid string) error {
+	return s.update(kid, func(v *version) { v.kty = "RSA-HSM" })
+}
+
+func (s *Server) update(kid string, f func(*version)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for name, vs := range s.keys {
 		for _, v := range vs {
 			if s.URL+"/keys/"+name+"/"+v.id == kid {
-				v.enabled = enabled
+				f(v)
 				return nil
 			}
 		}
