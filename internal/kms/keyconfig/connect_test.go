@@ -84,3 +84,42 @@ func stateOf(states []KeyState, provider string) KeyState {
 	}
 	return KeyState{}
 }
+
+// TestMadeUpVersionCostsOneCall: a Secret of 200 values naming a Cloud KMS
+// key version that does not exist costs one call to Cloud KMS, through the
+// keyring the webhook builds (negative cache, limit and content-key cache).
+func TestMadeUpVersionCostsOneCall(t *testing.T) {
+	yaml, gcp, _ := services(t)
+	cfg, err := Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := Build(context.Background(), cfg, Options{Keyring: kms.Options{
+		Timeout:  5 * time.Second,
+		Cache:    kms.NewCache(100, time.Hour, 5*time.Second),
+		Negative: kms.NewNegativeCache(100, time.Minute),
+		Limit:    kms.NewCallLimit(64),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keys.Close()
+	before := gcp.Calls()
+	madeUp := strings.TrimSuffix(gcpVersion, "1") + "99"
+	errs := make(chan error, 200)
+	for i := range cap(errs) {
+		go func() {
+			_, err := keys.Unwrap(context.Background(), "ns", jwe.Recipient{KeyID: madeUp, Algorithm: "RSA-OAEP-256", EncryptedKey: []byte{byte(i)}})
+			errs <- err
+		}()
+	}
+	for range cap(errs) {
+		if err := <-errs; !errors.Is(err, kms.ErrKeyNotFound) {
+			t.Fatalf("made-up version: %v, want ErrKeyNotFound", err)
+		}
+	}
+	after := gcp.Calls()
+	if n := after.GetPublicKey + after.AsymmetricDecrypt - before.GetPublicKey - before.AsymmetricDecrypt; n != 1 {
+		t.Fatalf("%d calls to Cloud KMS for one made-up version, want 1", n)
+	}
+}
