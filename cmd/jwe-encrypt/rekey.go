@@ -262,13 +262,14 @@ func (r *rekeyer) value(ctx context.Context, obj *jwe.Object) (string, string, e
 	if err != nil {
 		return "", "", err
 	}
+	// keep: the recipients that stay; with --to, those it lists.
 	var keep []string
-	if len(r.o.to) == 0 {
-		for _, kid := range kids {
-			if slices.Contains(r.o.remove, kid) {
-				r.noteRemoved(kid)
-				continue
-			}
+	for _, kid := range kids {
+		switch {
+		case slices.Contains(r.o.remove, kid):
+			r.noteRemoved(kid)
+		case len(r.o.to) > 0 && !slices.Contains(kidsOfKeys(added), kid):
+		default:
 			keep = append(keep, kid)
 		}
 	}
@@ -295,7 +296,7 @@ func (r *rekeyer) value(ctx context.Context, obj *jwe.Object) (string, string, e
 			return "", "", err
 		}
 	}
-	targets, err := r.keptKeys(ctx, keep)
+	targets, err := r.keptKeys(ctx, keep, added)
 	if err != nil {
 		return "", "", err
 	}
@@ -306,10 +307,15 @@ func (r *rekeyer) value(ctx context.Context, obj *jwe.Object) (string, string, e
 	return out, change + " (re-encrypted)", nil
 }
 
-// keptKeys returns the public keys of the recipients a value keeps.
-func (r *rekeyer) keptKeys(ctx context.Context, kids []string) ([]jwe.PublicKey, error) {
+// keptKeys returns the public keys of the recipients a value keeps: from
+// the keys given, else from -k keys or the key service the kid names.
+func (r *rekeyer) keptKeys(ctx context.Context, kids []string, given []jwe.PublicKey) ([]jwe.PublicKey, error) {
 	var out []jwe.PublicKey
 	for _, kid := range kids {
+		if i := slices.IndexFunc(given, func(pk jwe.PublicKey) bool { return pk.KeyID == kid }); i >= 0 {
+			out = append(out, given[i])
+			continue
+		}
 		pk, ok, err := r.open.publicKey(ctx, kid)
 		if err != nil {
 			return nil, fmt.Errorf("public key of kept recipient %q: %w", kid, err)
