@@ -153,42 +153,34 @@ func checkEndpoint(endpoint string) error {
 
 // newCallError describes err, returned by the call op on key.
 func newCallError(ctx context.Context, op, key string, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return &kms.CallError{Msg: fmt.Sprintf("aws kms: %s %q: %v", op, key, ctxErr), Errs: []error{ctxErr, err}}
-	}
-	errs := []error{err}
-	var what string
+	return kms.NewCallError(ctx, "aws kms", op, key, err, ErrUnavailable, classify)
+}
+
+// classify says what an AWS KMS error answer means.
+func classify(err error) (string, []error, bool) {
 	var apiErr smithy.APIError
-	var netErr net.Error
-	switch {
-	case errors.As(err, &apiErr):
-		what = apiErr.ErrorCode() + ": " + kms.ServiceMessage(apiErr.ErrorMessage())
-		switch code := apiErr.ErrorCode(); {
-		case code == "AccessDeniedException" || code == "UnrecognizedClientException" ||
-			code == "InvalidSignatureException" || code == "ExpiredTokenException" ||
-			code == "IncompleteSignature" || code == "MissingAuthenticationToken":
-			what = "permission denied (check the webhook's IAM role and the key policy): " + what
-			errs = append(errs, ErrPermissionDenied)
-		case code == "DependencyTimeoutException":
-			errs = append(errs, ErrUnavailable, context.DeadlineExceeded)
-		case apiErr.ErrorFault() == smithy.FaultServer || httpStatus(err) >= 500 ||
-			code == "ThrottlingException" || code == "KMSInternalException":
-			errs = append(errs, ErrUnavailable)
-		case code == "NotFoundException":
-			// The key does not exist (in the ARN's region); that will not
-			// change in seconds.
-			errs = append(errs, kms.ErrKeyNotFound)
-		case code == "DisabledException" || code == "KMSInvalidStateException":
-			what += " (is the key enabled?)"
-		}
-	case errors.As(err, &netErr) && netErr.Timeout():
-		what = "timed out: " + kms.ServiceMessage(err.Error())
-		errs = append(errs, ErrUnavailable, context.DeadlineExceeded)
-	default:
-		what = "unavailable: " + kms.ServiceMessage(err.Error())
-		errs = append(errs, ErrUnavailable)
+	if !errors.As(err, &apiErr) {
+		return "", nil, false
 	}
-	return &kms.CallError{Msg: fmt.Sprintf("aws kms: %s %q: %s", op, key, what), Errs: errs}
+	what := apiErr.ErrorCode() + ": " + kms.ServiceMessage(apiErr.ErrorMessage())
+	switch code := apiErr.ErrorCode(); {
+	case code == "AccessDeniedException" || code == "UnrecognizedClientException" ||
+		code == "InvalidSignatureException" || code == "ExpiredTokenException" ||
+		code == "IncompleteSignature" || code == "MissingAuthenticationToken":
+		return "permission denied (check the webhook's IAM role and the key policy): " + what, []error{ErrPermissionDenied}, true
+	case code == "DependencyTimeoutException":
+		return what, []error{ErrUnavailable, context.DeadlineExceeded}, true
+	case apiErr.ErrorFault() == smithy.FaultServer || httpStatus(err) >= 500 ||
+		code == "ThrottlingException" || code == "KMSInternalException":
+		return what, []error{ErrUnavailable}, true
+	case code == "NotFoundException":
+		// The key does not exist (in the ARN's region); that will not
+		// change in seconds.
+		return what, []error{kms.ErrKeyNotFound}, true
+	case code == "DisabledException" || code == "KMSInvalidStateException":
+		return what + " (is the key enabled?)", nil, true
+	}
+	return what, nil, true
 }
 
 // httpStatus returns the HTTP status of the response err came with, or 0.

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -187,44 +186,34 @@ func (c *Client) keys(vaultURL string, loopback bool) (*azkeys.Client, error) {
 
 // newCallError describes err, returned by the call op on key.
 func newCallError(ctx context.Context, op, key string, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return &kms.CallError{Msg: fmt.Sprintf("azure key vault: %s %q: %v", op, key, ctxErr), Errs: []error{ctxErr, err}}
-	}
-	errs := []error{err}
-	var what string
+	return kms.NewCallError(ctx, "azure key vault", op, key, err, ErrUnavailable, classify)
+}
+
+// classify says what an answer of Key Vault or Microsoft Entra ID means.
+func classify(err error) (string, []error, bool) {
 	var re *azcore.ResponseError
 	var authErr *azidentity.AuthenticationFailedError
-	var netErr net.Error
 	switch {
 	case errors.As(err, &re):
-		what = fmt.Sprintf("HTTP %d %s: %s", re.StatusCode, re.ErrorCode, serviceMessage(re.RawResponse))
+		what := fmt.Sprintf("HTTP %d %s: %s", re.StatusCode, re.ErrorCode, serviceMessage(re.RawResponse))
 		switch {
 		case re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden:
-			what = "permission denied (check the webhook's identity and its Key Vault role or access policy): " + what
-			errs = append(errs, ErrPermissionDenied)
+			return "permission denied (check the webhook's identity and its Key Vault role or access policy): " + what, []error{ErrPermissionDenied}, true
 		case re.StatusCode == http.StatusNotFound:
 			// The key or version does not exist; that will not change in
 			// seconds.
-			errs = append(errs, kms.ErrKeyNotFound)
+			return what, []error{kms.ErrKeyNotFound}, true
 		case re.StatusCode == http.StatusTooManyRequests || re.StatusCode >= 500:
-			errs = append(errs, ErrUnavailable)
+			return what, []error{ErrUnavailable}, true
 		}
+		return what, nil, true
 	case errors.As(err, &authErr):
 		if authErr.RawResponse != nil && authErr.RawResponse.StatusCode < 500 {
-			what = "permission denied: Microsoft Entra ID refused a token: " + kms.ServiceMessage(authErr.Error())
-			errs = append(errs, ErrPermissionDenied)
-		} else {
-			what = "unavailable: getting a token: " + kms.ServiceMessage(authErr.Error())
-			errs = append(errs, ErrUnavailable)
+			return "permission denied: Microsoft Entra ID refused a token: " + kms.ServiceMessage(authErr.Error()), []error{ErrPermissionDenied}, true
 		}
-	case errors.As(err, &netErr) && netErr.Timeout():
-		what = "timed out: " + kms.ServiceMessage(err.Error())
-		errs = append(errs, ErrUnavailable, context.DeadlineExceeded)
-	default:
-		what = "unavailable: " + kms.ServiceMessage(err.Error())
-		errs = append(errs, ErrUnavailable)
+		return "unavailable: getting a token: " + kms.ServiceMessage(authErr.Error()), []error{ErrUnavailable}, true
 	}
-	return &kms.CallError{Msg: fmt.Sprintf("azure key vault: %s %q: %s", op, key, what), Errs: errs}
+	return "", nil, false
 }
 
 // serviceMessage reads error.message from a Key Vault error body.

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/go-jose/go-jose/v4"
@@ -27,8 +26,7 @@ type Key struct {
 	name    string
 	version string // empty for every version
 
-	mu       sync.Mutex
-	versions map[string]publicKey // by version, for the Key's lifetime
+	versions kms.Memo[publicKey] // by version, for the Key's lifetime
 }
 
 var (
@@ -116,7 +114,6 @@ func (c *Client) Key(id string) (*Key, error) {
 	}
 	return &Key{
 		kc: kc, id: u.String(), prefix: u.Vault + "/keys/" + u.Name + "/", name: u.Name, version: u.Version,
-		versions: make(map[string]publicKey),
 	}, nil
 }
 
@@ -191,10 +188,7 @@ func (k *Key) Unwrap(ctx context.Context, w jwe.Recipient) ([]byte, error) {
 // lifetime; with version empty, the newest version's, fetched every time.
 // Concurrent first calls may each fetch it.
 func (k *Key) publicKey(ctx context.Context, version string) (publicKey, error) {
-	k.mu.Lock()
-	pk, ok := k.versions[version]
-	k.mu.Unlock()
-	if ok {
+	if pk, ok := k.versions.Get(version); ok {
 		return pk, nil
 	}
 	name := k.prefix + version
@@ -211,7 +205,7 @@ func (k *Key) publicKey(ctx context.Context, version string) (publicKey, error) 
 	if !ok || (version != "" && got != version) {
 		return publicKey{}, fmt.Errorf("azure key vault: get key %q: the answer is for %q", name, kid)
 	}
-	pk = publicKey{kid: kid, kty: *jwk.Kty}
+	pk := publicKey{kid: kid, kty: *jwk.Kty}
 	for _, op := range jwk.KeyOps {
 		if op != nil {
 			pk.ops = append(pk.ops, *op)
@@ -224,9 +218,7 @@ func (k *Key) publicKey(ctx context.Context, version string) (publicKey, error) 
 		return publicKey{}, fmt.Errorf("azure key vault: key %q is disabled", kid)
 	}
 	if version != "" {
-		k.mu.Lock()
-		k.versions[version] = pk
-		k.mu.Unlock()
+		k.versions.Put(version, pk)
 	}
 	return pk, nil
 }

@@ -180,26 +180,26 @@ func crc32c(b []byte) int64 {
 
 // newCallError describes err, returned by the call op on resource.
 func newCallError(ctx context.Context, op, resource string, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return &kms.CallError{Msg: fmt.Sprintf("gcp kms: %s %q: %v", op, resource, ctxErr), Errs: []error{ctxErr, err}}
-	}
+	return kms.NewCallError(ctx, "gcp kms", op, resource, err, nil, classify)
+}
+
+// classify says what a gRPC status means; every error of the client library
+// carries one, so there is no transport failure left for NewCallError.
+func classify(err error) (string, []error, bool) {
 	st := status.Convert(err)
-	errs := []error{err}
+	what := codeText(st.Code()) + ": " + kms.ServiceMessage(st.Message())
 	switch st.Code() {
 	case codes.DeadlineExceeded:
 		// The service (or the transport) gave up first; for the caller it is
 		// the same timeout as its own context ending.
-		errs = append(errs, context.DeadlineExceeded)
+		return what, []error{context.DeadlineExceeded}, true
 	case codes.PermissionDenied:
-		errs = append(errs, ErrPermissionDenied)
+		return what, []error{ErrPermissionDenied}, true
 	case codes.NotFound:
 		// The key or version does not exist; that will not change in seconds.
-		errs = append(errs, kms.ErrKeyNotFound)
+		return what, []error{kms.ErrKeyNotFound}, true
 	}
-	return &kms.CallError{
-		Msg:  fmt.Sprintf("gcp kms: %s %q: %s: %s", op, resource, codeText(st.Code()), kms.ServiceMessage(st.Message())),
-		Errs: errs,
-	}
+	return what, nil, true
 }
 
 // codeText says in words what a gRPC code means for a key service call.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 
 	"cloud.google.com/go/kms/apiv1/kmspb"
 	"github.com/go-jose/go-jose/v4"
@@ -43,8 +42,7 @@ type Key struct {
 	name      string
 	isVersion bool
 
-	mu       sync.Mutex
-	versions map[string]publicKey // by version name, for the Key's lifetime
+	versions kms.Memo[publicKey] // by version name, for the Key's lifetime
 }
 
 var (
@@ -65,7 +63,7 @@ func (c *Client) Key(name string) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Key{c: c, name: name, isVersion: isVersion, versions: make(map[string]publicKey)}, nil
+	return &Key{c: c, name: name, isVersion: isVersion}, nil
 }
 
 // KeyID returns the key's name.
@@ -145,10 +143,7 @@ func (k *Key) isVersionName(name string) bool {
 // publicKey returns the public key of version, fetched once for the Key's
 // lifetime. Concurrent first calls may each fetch it.
 func (k *Key) publicKey(ctx context.Context, version string) (publicKey, error) {
-	k.mu.Lock()
-	pk, ok := k.versions[version]
-	k.mu.Unlock()
-	if ok {
+	if pk, ok := k.versions.Get(version); ok {
 		return pk, nil
 	}
 	resp, err := k.c.kms.GetPublicKey(ctx, &kmspb.GetPublicKeyRequest{Name: version}, k.c.call...)
@@ -161,10 +156,8 @@ func (k *Key) publicKey(ctx context.Context, version string) (publicKey, error) 
 	case resp.GetPemCrc32C() == nil || resp.GetPemCrc32C().GetValue() != crc32c([]byte(resp.GetPem())):
 		return publicKey{}, fmt.Errorf("gcp kms: get public key of %q: the PEM does not match its CRC32C checksum", version)
 	}
-	pk = publicKey{alg: resp.GetAlgorithm(), pem: resp.GetPem()}
-	k.mu.Lock()
-	k.versions[version] = pk
-	k.mu.Unlock()
+	pk := publicKey{alg: resp.GetAlgorithm(), pem: resp.GetPem()}
+	k.versions.Put(version, pk)
 	return pk, nil
 }
 
