@@ -49,3 +49,15 @@ func Hold(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// Serve returns the fake key service start makes, for the test, and closes
+// it when the test ends.
+func Serve[S interface{ Close() }](tb testing.TB, start func() (S, error)) S {
+	tb.Helper()
+	s, err := start()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Close)
+	return s
+}

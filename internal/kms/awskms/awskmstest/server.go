@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/awskms"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/kmstest"
 )
 
 // Server is a fake AWS KMS listening on a TCP address. Its methods are safe
@@ -117,12 +118,9 @@ func (s *Server) Restart() error {
 // the test and closes it when the test ends.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	s, err := NewServer("127.0.0.1:0", "AKIA"+rand.Text()[:16], rand.Text())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(s.Close)
-	return s
+	return kmstest.Serve(tb, func() (*Server, error) {
+		return NewServer("127.0.0.1:0", "AKIA"+rand.Text()[:16], rand.Text())
+	})
 }
 
 // Options returns the options that point an awskms client at the server:

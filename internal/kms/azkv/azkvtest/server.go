@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/azkv"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/kmstest"
 )
 
 // Server is a fake Key Vault and token endpoint. Its methods are safe for
@@ -127,12 +128,7 @@ func (s *Server) Restart() error {
 // when the test ends.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	s, err := NewServer("127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(s.Close)
-	return s
+	return kmstest.Serve(tb, func() (*Server, error) { return NewServer("127.0.0.1:0") })
 }
 
 // Close stops the server, ending calls in progress: connections are refused

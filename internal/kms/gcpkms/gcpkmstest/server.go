@@ -39,6 +39,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/gcpkms"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/kmstest"
 )
 
 // Server is a fake Cloud KMS listening on a TCP address. Its methods are safe
@@ -111,12 +112,7 @@ func NewServer(addr string) (*Server, error) {
 // when the test ends.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	s, err := NewServer("127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(s.Close)
-	return s
+	return kmstest.Serve(tb, func() (*Server, error) { return NewServer("127.0.0.1:0") })
 }
 
 // Addr returns the address the server listens on (host:port).
