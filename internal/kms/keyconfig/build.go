@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -32,6 +33,8 @@ type Keys struct {
 	*kms.Keyring
 	closers []func()
 	states  []func() KeyState // of the keys in a remote key service
+	// connectBy ends the first attempts to reach the key services.
+	connectBy time.Time
 }
 
 // KeyStates says for each key in a remote key service (not local keys)
@@ -57,7 +60,7 @@ func Build(ctx context.Context, cfg *File, opts Options) (*Keys, error) {
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
 	}
-	keys := &Keys{}
+	keys := &Keys{connectBy: time.Now().Add(connectTimeout)}
 	gcp := map[GCPKMS]*gcpkms.Client{} // one client per endpoint
 	cloud := &clients{aws: map[AWSKMS]*awskms.Client{}, azure: map[azureConn]*azkv.Client{}}
 	var entries []kms.Entry
@@ -95,7 +98,7 @@ func Build(ctx context.Context, cfg *File, opts Options) (*Keys, error) {
 // reach reaches a key service with connect, or returns a key that keeps
 // trying in the background and refuses values until it succeeds.
 func (keys *Keys) reach(ctx context.Context, kid, provider string, match func(string) bool, connect connectFunc, log *zap.Logger) []kms.Decrypter {
-	d, release := connectOrLater(ctx, kid, provider, match, connect, log)
+	d, release := connectOrLater(ctx, keys.connectBy, kid, provider, match, connect, log)
 	if l, ok := d.(*lateKey); ok {
 		keys.states = append(keys.states, l.state)
 	} else {

@@ -18,8 +18,10 @@ import (
 // refuses the key's values as unavailable until then.
 var ErrNotConnected = errors.New("key service not reached yet")
 
-// How long the first attempt to reach a key service may take while the
-// keyring is built, and how long to wait between later attempts.
+// How long the first attempts to reach the key services may take while the
+// keyring is built, all keys together (so that a service that never answers
+// delays the start by that much, not that much per key), and later each;
+// and how long to wait between later attempts.
 const (
 	connectTimeout    = 5 * time.Second
 	connectFirstRetry = time.Second
@@ -57,10 +59,10 @@ type lateKey struct {
 	done chan struct{}
 }
 
-// connectOrLater reaches the service with connect within connectTimeout and
-// returns the key; when that fails, it returns a lateKey that keeps trying.
-func connectOrLater(ctx context.Context, kid, provider string, match func(string) bool, connect connectFunc, log *zap.Logger) (kms.Decrypter, func()) {
-	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+// connectOrLater reaches the service with connect by deadline and returns
+// the key; when that fails, it returns a lateKey that keeps trying.
+func connectOrLater(ctx context.Context, deadline time.Time, kid, provider string, match func(string) bool, connect connectFunc, log *zap.Logger) (kms.Decrypter, func()) {
+	cctx, cancel := context.WithDeadline(ctx, deadline)
 	key, release, err := connect(cctx)
 	cancel()
 	if err == nil {
