@@ -2,7 +2,10 @@
 // value, or every value of the Secrets in a Kubernetes manifest, to the public
 // key of the cluster that will hold it, as a JWE that only jwe-webhook can
 // decrypt when the Secret is applied. It also shows what an encrypted value
-// is bound to (inspect), and finds values left unencrypted (lint).
+// is bound to (inspect), finds values left unencrypted or that the cluster
+// would refuse (lint), re-encrypts values when keys are rotated, added or
+// retired (rekey), opens them with a recovery key (decrypt), exports public
+// keys with the webhook's key IDs (pubkey) and prints shell completion.
 package main
 
 import (
