@@ -71,8 +71,8 @@ func TestRemoteKeys(t *testing.T) {
 			kms, vault := keys.decryptCalls()
 			_, err := apply(t, s)
 			msg := assertDenied(t, err, "password", p, jwe)
-			if !strings.Contains(msg, fmt.Sprintf("may not be used in namespace %q", ns)) {
-				t.Errorf("denial does not say the key may not be used in namespace %s:\n%s", ns, msg)
+			if !strings.Contains(msg, fmt.Sprintf("may not be used in namespace %q", ns)) || !strings.Contains(msg, "Error from server (Forbidden)") {
+				t.Errorf("denial is not a Forbidden saying the key may not be used in namespace %s:\n%s", ns, msg)
 			}
 			if kms2, vault2 := keys.decryptCalls(); kms2 != kms || vault2 != vault {
 				t.Errorf("a key service was called for a key the namespace may not use (Cloud KMS %d, Vault %d calls)", kms2-kms, vault2-vault)
