@@ -12,7 +12,10 @@ E2E_DIR := test/e2e
 # against the webhook's detection: a module of its own for k8s.io/apiserver.
 MATCH_DIR := test/matchcondition
 # Every Go module in the tree, for lint.
-MODULES := . $(E2E_DIR) $(MATCH_DIR)
+# The Helm chart, monitoring and kustomize install checks: a module of its
+# own for the Helm SDK, kustomize and the Prometheus rule parser.
+INSTALL_DIR := test/install
+MODULES := . $(E2E_DIR) $(MATCH_DIR) $(INSTALL_DIR)
 
 # The control-plane versions are the ones test/tools/go.mod pins.
 KUBE_VERSION := $(shell cd $(TOOLS_DIR) && $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes)
@@ -37,14 +40,15 @@ KUBE_LDFLAGS := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/v
 E2E_ENV := KUBE_APISERVER=$(KUBE_APISERVER) KUBECTL=$(KUBECTL) ETCD=$(ETCD) WEBHOOK=$(WEBHOOK) JWE_ENCRYPT=$(JWE_ENCRYPT)
 E2E_FLAGS ?= -v -timeout 20m
 
-.PHONY: help build tools test test-unit test-e2e test-vault interop-deps bench lint demo clean clean-tools
+.PHONY: help build tools test test-unit test-e2e test-install test-vault interop-deps bench lint demo clean clean-tools
 
 help:
 	@echo "build        bin/webhook, bin/jwe-encrypt"
 	@echo "tools        kube-apiserver $(KUBE_VERSION), kubectl $(KUBE_VERSION), etcd $(ETCD_VERSION) into bin/ (built from source once)"
-	@echo "test         test-unit and test-e2e (what CI runs)"
+	@echo "test         test-unit, test-e2e and test-install (what CI runs)"
 	@echo "test-unit    go test ./... in the root module and in $(MATCH_DIR)"
 	@echo "test-e2e     the suite in $(E2E_DIR) against a real etcd + kube-apiserver + webhook"
+	@echo "test-install the Helm chart (lint, render, drift from manifests/), monitoring rules and dashboard, against a real apiserver and webhook"
 	@echo "test-vault   the Vault provider's cases against the Vault at VAULT_ADDR with VAULT_TOKEN (creates and deletes transit keys)"
 	@echo "bench        Go benchmarks of /mutate, load runs of bin/webhook and Secret CREATEs through kube-apiserver, as ratios to baselines of the same run, into BENCHMARKS.md"
 	@echo "load         load against bin/webhook (LOAD_FLAGS, see go run ./test/load -h)"
@@ -85,7 +89,7 @@ $(KUBECTL):
 $(ETCD):
 	$(call build-tool,$@,go.etcd.io/etcd/server/v3,etcd $(ETCD_VERSION),~40 seconds alone or 10 after kube-apiserver)
 
-test: test-unit test-e2e
+test: test-unit test-e2e test-install
 
 test-unit: interop-deps
 	$(GO) test ./...
@@ -141,6 +145,12 @@ fuzz:
 test-e2e: tools build
 	cd $(E2E_DIR) && $(E2E_ENV) $(GO) test -count=1 $(E2E_FLAGS) ./...
 
+# The chart, the monitoring rules and dashboard, and the kustomize tree,
+# against a control plane and webhook of their own (test/install).
+INSTALL_FLAGS ?= -timeout 15m
+test-install: tools build
+	cd $(INSTALL_DIR) && $(E2E_ENV) $(GO) test -count=1 $(INSTALL_FLAGS) ./...
+
 lint:
 	@unformatted=$$(gofmt -l $(wildcard cmd internal test)); \
 	if [[ -n $$unformatted ]]; then echo "gofmt -l lists files to format:"; echo "$$unformatted"; exit 1; fi
@@ -161,3 +171,4 @@ IMAGE ?= ghcr.io/jwe-webhook/jwe-webhook
 .PHONY: image
 image:
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
+

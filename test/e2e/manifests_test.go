@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/keyconfig"
+	"github.com/jwe-webhook/jwe-webhook/test/e2e/harness"
 )
 
 // manifestsDir is the repository's kustomize tree.
@@ -201,23 +202,8 @@ func (objs objects) get(t *testing.T, kind, name string) map[string]any {
 	return nil
 }
 
-// lookup walks v by map keys and slice indices; nil when there is nothing.
-func lookup(v any, path ...any) any {
-	for _, p := range path {
-		switch k := p.(type) {
-		case string:
-			m, _ := v.(map[string]any)
-			v = m[k]
-		case int:
-			s, _ := v.([]any)
-			if k >= len(s) {
-				return nil
-			}
-			v = s[k]
-		}
-	}
-	return v
-}
+// lookup is harness.Lookup.
+var lookup = harness.Lookup
 
 // checkInstall checks what every install must have, whatever its keys.
 func checkInstall(t *testing.T, objs objects) {
