@@ -99,6 +99,13 @@ const plaintext = "s3cr3t password"
 // seal encrypts plaintext to pk under alg, as the custodian CLI does.
 func seal(t *testing.T, pk jwe.PublicKey, alg string) *jwe.Object {
 	t.Helper()
+	return Seal(t, pk, alg, plaintext)
+}
+
+// Seal encrypts plaintext to pk under alg, bound to namespace "hr", as the
+// custodian CLI does, and parses it as the webhook does.
+func Seal(t testing.TB, pk jwe.PublicKey, alg, plaintext string) *jwe.Object {
+	t.Helper()
 	value, err := jwe.Encrypt([]byte(plaintext), jwe.Scope{Namespace: "hr"}, "", jwe.PublicKey{Key: pk.Key, KeyID: pk.KeyID, Algorithm: alg})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jwe-webhook/jwe-webhook/internal/jwe"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms"
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/kmstest"
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/vault"
 )
 
@@ -185,15 +186,7 @@ func encrypt(t *testing.T, pk jwe.PublicKey, plaintext string) *jwe.Object {
 
 func encryptAlg(t *testing.T, pk jwe.PublicKey, alg, plaintext string) *jwe.Object {
 	t.Helper()
-	value, err := jwe.Encrypt([]byte(plaintext), jwe.Scope{Namespace: "hr"}, "", jwe.PublicKey{Key: pk.Key, KeyID: pk.KeyID, Algorithm: alg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, err := jwe.Parse([]byte(value))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return obj
+	return kmstest.Seal(t, pk, alg, plaintext)
 }
 
 // decrypt decrypts obj with k and checks the plaintext.
