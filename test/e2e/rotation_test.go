@@ -106,8 +106,9 @@ stringData:
 }
 
 // restartWithKeyConfig restarts the webhook with a key configuration of
-// these entries only, and when the test ends with its usual keys.
-func restartWithKeyConfig(t *testing.T, entries []any) {
+// these entries only, and args, and when the test ends with its usual keys.
+// It returns the configuration file's path.
+func restartWithKeyConfig(t *testing.T, entries []any, args ...string) string {
 	t.Helper()
 	b, err := yaml.Marshal(map[string]any{"keys": entries})
 	if err != nil {
@@ -130,7 +131,8 @@ func restartWithKeyConfig(t *testing.T, entries []any) {
 			t.Error(err)
 		}
 	})
-	if err := restart("--key-config", path); err != nil {
+	if err := restart(append([]string{"--key-config", path}, args...)...); err != nil {
 		t.Fatal(err)
 	}
+	return path
 }
