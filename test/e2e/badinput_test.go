@@ -271,7 +271,7 @@ func TestBadInput(t *testing.T) {
 				t.Parallel()
 				s := newSecret(ns, tt.name)
 				s.Data = map[string][]byte{dataKey: []byte(values[i])}
-				_, err := applyGuarded(t, s, tt.flags...)
+				err := applyGuarded(t, s, tt.flags...)
 				if tt.reason == "" {
 					if err != nil {
 						t.Fatalf("kubectl apply of a value that is not a JWE: %v", err)

@@ -68,23 +68,21 @@ func fragments(secret string) []string {
 }
 
 // hangGuard is how long applyGuarded lets kubectl run: far longer than any
-// answer takes, it only turns a hang into a failure.
-const hangGuard = 20 * time.Second
+// answer takes (the apiserver gives up on the webhook after its
+// timeoutSeconds), it only turns a hang into a failure, whatever the load.
+const hangGuard = 2 * time.Minute
 
-// applyGuarded is apply that kills kubectl after hangGuard and reports how
-// long kubectl took.
-func applyGuarded(t *testing.T, s *Secret, flags ...string) (time.Duration, error) {
+// applyGuarded is apply that kills kubectl after hangGuard.
+func applyGuarded(t *testing.T, s *Secret, flags ...string) error {
 	t.Helper()
 	path := writeManifest(t, s)
 	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
 	defer cancel()
-	start := time.Now()
 	_, err := applyFile(ctx, path, flags...)
-	elapsed := time.Since(start)
 	if ctx.Err() != nil {
 		t.Errorf("kubectl apply did not return within %v: killed", hangGuard)
 	}
-	return elapsed, err
+	return err
 }
 
 // eventually calls check until it returns nil, and fails the test when it

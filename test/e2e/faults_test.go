@@ -20,18 +20,16 @@ import (
 	"github.com/jwe-webhook/jwe-webhook/test/e2e/harness"
 )
 
-// Bounds on how long kubectl may take. They catch hangs, not slowness: the
-// webhook answers a failing key service within its --key-timeout (keyTimeout).
+// Deadlines that only turn a hang into a failure; none is a speed check.
 const (
 	// apiserverWebhookTimeout is the MutatingWebhookConfiguration's
-	// timeoutSeconds: a denial must come from the webhook before it.
+	// timeoutSeconds.
 	apiserverWebhookTimeout = 10 * time.Second
-	// slowBound is for a key service that never answers in time.
-	slowBound = 15 * time.Second
 	// recoverTimeout bounds how long the webhook may take to use a key service
 	// again once it is back (a gRPC client waits out a reconnect backoff).
-	recoverTimeout = 30 * time.Second
-	// fakeDelay is how long a slow fake holds every call.
+	recoverTimeout = 90 * time.Second
+	// fakeDelay is how long a slow fake holds every call: longer than the
+	// webhook's key timeout, so only the webhook's own timer ends the call.
 	fakeDelay = 30 * time.Second
 )
 
@@ -95,14 +93,18 @@ func TestKeyServiceFaults(t *testing.T) {
 					t.Errorf("heal the key service: %v", err)
 				}
 			}()
-			elapsed, err := applyGuarded(t, s)
+			err := applyGuarded(t, s)
 			msg := assertDenied(t, err, "password", p, jwe)
+			// Naming the key service proves the denial is the webhook's own
+			// answer, given within its --key-timeout, and not the
+			// apiserver giving up on a webhook that did not answer.
 			if !strings.Contains(msg, "("+tt.provider+")") && !strings.Contains(msg, "key service "+tt.provider) {
 				t.Errorf("denial does not name key service %s:\n%s", tt.provider, msg)
 			}
-			bound := apiserverWebhookTimeout
+			if strings.Contains(msg, "failed calling webhook") {
+				t.Errorf("the apiserver gave up on the webhook instead of getting its denial:\n%s", msg)
+			}
 			if tt.slow {
-				bound = slowBound
 				// Usually "key service gcpkms did not answer in time: …
 				// context deadline exceeded"; when the fake's own
 				// DEADLINE_EXCEEDED answer beats the webhook's timer, Cloud
@@ -110,9 +112,6 @@ func TestKeyServiceFaults(t *testing.T) {
 				if !strings.Contains(msg, "deadline exceeded") {
 					t.Errorf("denial does not say the key service did not answer in time:\n%s", msg)
 				}
-			}
-			if elapsed >= bound {
-				t.Errorf("kubectl apply took %v, want under %v", elapsed.Round(time.Millisecond), bound)
 			}
 			assertAbsent(t, ns, tt.name)
 
