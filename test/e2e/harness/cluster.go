@@ -375,7 +375,6 @@ func (c *Cluster) StartWebhook(ctx context.Context, extraArgs ...string) error {
 	if c.keyConfig != "" {
 		keys = []string{"--key-config", c.keyConfig}
 	}
-	c.cfg.Logf("starting the webhook on %s with %s %s", addr, keys[0], keys[1])
 	args := append([]string{
 		"--listen", addr,
 		"--tls-cert-file", c.webhookCert.CertFile,
@@ -385,6 +384,7 @@ func (c *Cluster) StartWebhook(ctx context.Context, extraArgs ...string) error {
 	args = append(args, c.clientAuthArgs()...)
 	args = append(args, c.cfg.WebhookArgs...)
 	args = append(args, extraArgs...)
+	c.cfg.Logf("starting the webhook on %s with %s", addr, keySources(args))
 	p, err := StartProcess(c.logDir, "webhook", c.cfg.Bins.Webhook, args...)
 	if err != nil {
 		return err
@@ -394,6 +394,36 @@ func (c *Cluster) StartWebhook(ctx context.Context, extraArgs ...string) error {
 		_, err := httpGet(ctx, c.webhookClient(), c.WebhookURL+"/readyz")
 		return err
 	})
+}
+
+// keySources says where the webhook reads its keys from with args, as its
+// flag parsing does: every --key-file, and the last --key-config (a later
+// one overrides an earlier).
+func keySources(args []string) string {
+	var files []string
+	config := ""
+	for i := 0; i < len(args); i++ {
+		if !strings.HasPrefix(args[i], "-") {
+			continue
+		}
+		name, value, inline := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if name != "key-file" && name != "key-config" {
+			continue
+		}
+		if !inline && i+1 < len(args) {
+			i++
+			value = args[i]
+		}
+		if name == "key-file" {
+			files = append(files, "--key-file "+value)
+		} else {
+			config = "--key-config " + value
+		}
+	}
+	if config != "" {
+		files = append(files, config)
+	}
+	return strings.Join(files, " ")
 }
 
 // webhookClient is an HTTPS client that trusts the webhook's serving
