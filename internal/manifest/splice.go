@@ -118,44 +118,71 @@ func (t *text) replaceValue(m *yaml.Node, o op) (edit, bool) {
 // spliceValues sets stringData[key] to values[key] for each of keys,
 // removing key from data.
 func (t *text) spliceValues(m *yaml.Node, keys []string, values map[string]string) ([]edit, bool) {
-	dk, data, _ := lookup(m, string(Data))
-	sk, sd, _ := lookup(m, string(StringData))
-	col := m.Content[0].Column - 1
-	target := col + t.unit(m) // where stringData entries go
+	_, sd, _ := lookup(m, string(StringData))
+	target := m.Content[0].Column - 1 + t.unit(m) // where stringData entries go
 	if sd != nil && isBlock(sd) && len(sd.Content) > 0 {
 		target = sd.Content[0].Column - 1
 	}
-	var edits []edit
-	var moved []string // stringData entries to write, with their comments
-	var removed []span // data entries to delete
+	p, ok := t.planValues(m, keys, values, target)
+	if !ok {
+		return nil, false
+	}
+	return t.placeMoved(m, p)
+}
+
+// valuesPlan is what setting values in a Secret's stringData takes: the
+// entries of stringData rewritten in place, the lines to add to stringData
+// (entries with the comments above them), and the entries of data to delete.
+type valuesPlan struct {
+	edits   []edit
+	moved   []string
+	removed []span
+}
+
+// planValues plans the setting of each of keys to values[key]: a key already
+// in stringData is rewritten there; one in data moves, with its comments, to
+// stringData entries indented by target; a new one is added there.
+func (t *text) planValues(m *yaml.Node, keys []string, values map[string]string, target int) (valuesPlan, bool) {
+	_, data, _ := lookup(m, string(Data))
+	_, sd, _ := lookup(m, string(StringData))
+	var p valuesPlan
 	for _, key := range keys {
 		v := str(values[key])
 		if k, old, _ := lookup(sd, key); old != nil {
 			sp, ok := t.entry(k, old)
 			if !ok || !isBlock(sd) {
-				return nil, false
+				return p, false
 			}
 			v.LineComment = lineComment(k, old)
-			edits = append(edits, edit{sp.start, sp.end, t.render(k, v, k.Column-1)})
+			p.edits = append(p.edits, edit{sp.start, sp.end, t.render(k, v, k.Column-1)})
 			continue
 		}
 		k, old, _ := lookup(data, key)
 		if old == nil {
-			moved = append(moved, t.render(str(key), v, target)...)
+			p.moved = append(p.moved, t.render(str(key), v, target)...)
 			continue
 		}
 		sp, ok := t.entry(k, old)
 		if !ok || !isBlock(data) {
-			return nil, false
+			return p, false
 		}
 		v.LineComment = lineComment(k, old)
 		for _, l := range t.lines[sp.head:sp.start] {
-			moved = append(moved, strings.Repeat(" ", target)+strings.TrimLeft(l, " \t"))
+			p.moved = append(p.moved, strings.Repeat(" ", target)+strings.TrimLeft(l, " \t"))
 		}
-		moved = append(moved, t.render(k, v, target)...)
-		removed = append(removed, sp)
+		p.moved = append(p.moved, t.render(k, v, target)...)
+		p.removed = append(p.removed, sp)
 	}
+	return p, true
+}
 
+// placeMoved returns p's edits with its moved lines written into stringData:
+// after its last entry, under its key when it is empty, in data's place when
+// every entry of data moved, else a new stringData after data or at the end
+// of the Secret. Then the moved entries of data are deleted, or data whole.
+func (t *text) placeMoved(m *yaml.Node, p valuesPlan) ([]edit, bool) {
+	dk, data, _ := lookup(m, string(Data))
+	sk, sd, _ := lookup(m, string(StringData))
 	var dataSpan span
 	if data != nil {
 		var ok bool
@@ -163,43 +190,44 @@ func (t *text) spliceValues(m *yaml.Node, keys []string, values map[string]strin
 			return nil, false
 		}
 	}
-	dataGone := len(removed) > 0 && len(removed) == len(data.Content)/2
-	header := []string{strings.Repeat(" ", col) + string(StringData) + ":" + t.eol}
+	edits := p.edits
+	dataGone := len(p.removed) > 0 && len(p.removed) == len(data.Content)/2
+	header := []string{strings.Repeat(" ", m.Content[0].Column-1) + string(StringData) + ":" + t.eol}
 	switch {
-	case len(moved) == 0:
+	case len(p.moved) == 0:
 	case sd != nil && isBlock(sd) && len(sd.Content) > 0:
 		last := len(sd.Content) - 2
 		sp, ok := t.entry(sd.Content[last], sd.Content[last+1])
 		if !ok {
 			return nil, false
 		}
-		edits = append(edits, edit{sp.end, sp.end, moved})
+		edits = append(edits, edit{sp.end, sp.end, p.moved})
 	case sd != nil && isEmpty(sd):
 		sp, ok := t.entry(sk, sd)
 		if !ok {
 			return nil, false
 		}
-		edits = append(edits, edit{sp.start, sp.end, append(header, moved...)})
+		edits = append(edits, edit{sp.start, sp.end, append(header, p.moved...)})
 	case sd != nil:
 		return nil, false
 	case dataGone:
 		// stringData takes data's place, under data's comments.
-		edits = append(edits, edit{dataSpan.start, dataSpan.end, append(header, moved...)})
+		edits = append(edits, edit{dataSpan.start, dataSpan.end, append(header, p.moved...)})
 		return edits, true
 	case data != nil:
-		edits = append(edits, edit{dataSpan.end, dataSpan.end, append(header, moved...)})
+		edits = append(edits, edit{dataSpan.end, dataSpan.end, append(header, p.moved...)})
 	default:
 		last := len(m.Content) - 2
 		sp, ok := t.entry(m.Content[last], m.Content[last+1])
 		if !ok {
 			return nil, false
 		}
-		edits = append(edits, edit{sp.end, sp.end, append(header, moved...)})
+		edits = append(edits, edit{sp.end, sp.end, append(header, p.moved...)})
 	}
 	if dataGone {
 		return append(edits, edit{dataSpan.head, dataSpan.end, nil}), true
 	}
-	for _, sp := range removed {
+	for _, sp := range p.removed {
 		edits = append(edits, edit{sp.head, sp.end, nil})
 	}
 	return edits, true
