@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/jwe-webhook/jwe-webhook/internal/kms/kmstest"
@@ -39,26 +38,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{http.StatusBadRequest, "SerializationException", "request body unreadable or too large"})
 		return
 	}
-	var calls *atomic.Int64
+	var count func(*Calls)
 	var handle func(region string, body []byte) (any, *apiError)
 	switch op {
 	case "GetPublicKey":
-		calls, handle = &s.getPublicKey, s.handleGetPublicKey
+		count, handle = func(c *Calls) { c.GetPublicKey++ }, s.handleGetPublicKey
 	case "Decrypt":
-		calls, handle = &s.decrypt, s.handleDecrypt
+		count, handle = func(c *Calls) { c.Decrypt++ }, s.handleDecrypt
 	default:
 		writeError(w, &apiError{http.StatusBadRequest, "UnknownOperationException", "fake aws kms: operation " + op + " is not implemented"})
 		return
 	}
-	calls.Add(1)
+	s.rec.Count(count)
 	region, aerr := s.authenticate(r, body)
 	if aerr != nil {
 		writeError(w, aerr)
 		return
 	}
-	s.mu.Lock()
-	f := s.faults
-	s.mu.Unlock()
+	f := s.rec.Faults()
 	if kmstest.Hold(r.Context(), f.Delay) != nil {
 		return // the client went away
 	}

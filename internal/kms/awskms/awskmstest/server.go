@@ -23,7 +23,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,9 +46,8 @@ type Server struct {
 	mu      sync.Mutex
 	keys    map[string]*key   // by ARN
 	aliases map[string]string // alias ARN → key ARN
-	faults  Faults
 
-	getPublicKey, decrypt atomic.Int64
+	rec kmstest.Record[Faults, Calls]
 }
 
 type key struct {
@@ -199,16 +197,10 @@ func (s *Server) SetEnabled(arn string, enabled bool) error {
 }
 
 // SetFaults replaces the server's faults; Faults{} heals it.
-func (s *Server) SetFaults(f Faults) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = f
-}
+func (s *Server) SetFaults(f Faults) { s.rec.SetFaults(f) }
 
 // Calls returns how many calls of each operation the server received.
-func (s *Server) Calls() Calls {
-	return Calls{GetPublicKey: int(s.getPublicKey.Load()), Decrypt: int(s.decrypt.Load())}
-}
+func (s *Server) Calls() Calls { return s.rec.Calls() }
 
 // find returns the key ref names in region and account: a key ARN, an alias
 // ARN, a key ID or an alias name.

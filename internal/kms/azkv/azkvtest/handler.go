@@ -27,13 +27,14 @@ const maxBody = 1 << 20
 var b64 = base64.RawURLEncoding
 
 func (s *Server) routes() http.Handler {
+	countGetKey := func(c *Calls) { c.GetKey++ }
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.openIDConfiguration)
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.issueToken)
-	mux.HandleFunc("GET /keys/{name}/{$}", s.vault(&s.getKey, s.handleGetKey))
-	mux.HandleFunc("GET /keys/{name}/{version}", s.vault(&s.getKey, s.handleGetKey))
-	mux.HandleFunc("GET /keys/{name}/versions", s.vault(&s.getKey, s.handleListVersions))
-	mux.HandleFunc("POST /keys/{name}/{version}/unwrapkey", s.vault(&s.unwrapKey, s.handleUnwrapKey))
+	mux.HandleFunc("GET /keys/{name}/{$}", s.vault(countGetKey, s.handleGetKey))
+	mux.HandleFunc("GET /keys/{name}/{version}", s.vault(countGetKey, s.handleGetKey))
+	mux.HandleFunc("GET /keys/{name}/versions", s.vault(countGetKey, s.handleListVersions))
+	mux.HandleFunc("POST /keys/{name}/{version}/unwrapkey", s.vault(func(c *Calls) { c.UnwrapKey++ }, s.handleUnwrapKey))
 	return mux
 }
 
@@ -59,16 +60,13 @@ func (s *Server) openIDConfiguration(w http.ResponseWriter, r *http.Request) {
 
 // issueToken is the client-credentials grant with a federated assertion.
 func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) {
-	s.token.Add(1)
+	refuse := s.rec.Count(func(c *Calls) { c.Token++ }).RefuseToken
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	if err := r.ParseForm(); err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": err.Error()})
 		return
 	}
 	f := r.PostForm
-	s.mu.Lock()
-	refuse := s.faults.RefuseToken
-	s.mu.Unlock()
 	switch {
 	case f.Get("grant_type") != "client_credentials" ||
 		f.Get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
@@ -93,7 +91,7 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) {
 
 // vault wraps a vault handler: the api-version query, the bearer token
 // (else the challenge), the call count and the faults.
-func (s *Server) vault(calls interface{ Add(int64) int64 }, h http.HandlerFunc) http.HandlerFunc {
+func (s *Server) vault(count func(*Calls), h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("api-version") == "" {
 			writeError(w, http.StatusBadRequest, "BadParameter", "The api-version query parameter is missing.")
@@ -102,15 +100,14 @@ func (s *Server) vault(calls interface{ Add(int64) int64 }, h http.HandlerFunc) 
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		s.mu.Lock()
 		valid := ok && s.tokens[tok]
-		f := s.faults
 		s.mu.Unlock()
 		if !valid {
-			s.challenge.Add(1)
+			s.rec.Count(func(c *Calls) { c.Challenge++ })
 			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer authorization="%s/%s", resource="%s"`, s.URL, s.TenantID, resource))
 			writeError(w, http.StatusUnauthorized, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.")
 			return
 		}
-		calls.Add(1)
+		f := s.rec.Count(count)
 		// Read the body first: only then does the server notice a client
 		// that gives up while the call is held.
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))

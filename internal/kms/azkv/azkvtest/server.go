@@ -29,7 +29,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,9 +51,8 @@ type Server struct {
 	mu     sync.Mutex
 	keys   map[string][]*version // by name, oldest first
 	tokens map[string]bool       // access tokens issued
-	faults Faults
 
-	getKey, unwrapKey, token, challenge atomic.Int64
+	rec kmstest.Record[Faults, Calls]
 }
 
 type version struct {
@@ -212,11 +210,7 @@ func (s *Server) update(kid string, f func(*version)) error {
 }
 
 // SetFaults replaces the server's faults; Faults{} heals it.
-func (s *Server) SetFaults(f Faults) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = f
-}
+func (s *Server) SetFaults(f Faults) { s.rec.SetFaults(f) }
 
 // RevokeTokens forgets every access token issued, so that the next vault
 // call is challenged again.
@@ -227,12 +221,7 @@ func (s *Server) RevokeTokens() {
 }
 
 // Calls returns how many calls of each kind the server received.
-func (s *Server) Calls() Calls {
-	return Calls{
-		GetKey: int(s.getKey.Load()), UnwrapKey: int(s.unwrapKey.Load()),
-		Challenge: int(s.challenge.Load()), Token: int(s.token.Load()),
-	}
-}
+func (s *Server) Calls() Calls { return s.rec.Calls() }
 
 func newVersion() string {
 	b := make([]byte, 16)

@@ -27,7 +27,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,9 +50,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	versions map[string]*version // by name
-	faults   Faults
 
-	getPublicKey, asymmetricDecrypt, listCryptoKeyVersions atomic.Int64
+	rec kmstest.Record[Faults, Calls]
 }
 
 type version struct {
@@ -172,20 +170,10 @@ func (s *Server) SetState(name string, state kmspb.CryptoKeyVersion_CryptoKeyVer
 }
 
 // SetFaults replaces the server's faults; Faults{} heals it.
-func (s *Server) SetFaults(f Faults) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = f
-}
+func (s *Server) SetFaults(f Faults) { s.rec.SetFaults(f) }
 
 // Calls returns how many calls of each method the server received.
-func (s *Server) Calls() Calls {
-	return Calls{
-		GetPublicKey:          int(s.getPublicKey.Load()),
-		AsymmetricDecrypt:     int(s.asymmetricDecrypt.Load()),
-		ListCryptoKeyVersions: int(s.listCryptoKeyVersions.Load()),
-	}
-}
+func (s *Server) Calls() Calls { return s.rec.Calls() }
 
 // service implements the gRPC service; it is apart from Server so that the
 // unimplemented methods stay out of Server's API.
@@ -196,19 +184,10 @@ type service struct {
 
 // enter counts a call and applies the faults that every method shares. It
 // returns the faults in force for the method's own checks.
-func (s *Server) enter(ctx context.Context, calls *atomic.Int64, permission, resource string) (Faults, error) {
-	calls.Add(1)
-	s.mu.Lock()
-	f := s.faults
-	s.mu.Unlock()
-	if f.Delay > 0 {
-		t := time.NewTimer(f.Delay)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return f, status.FromContextError(ctx.Err()).Err()
-		}
+func (s *Server) enter(ctx context.Context, count func(*Calls), permission, resource string) (Faults, error) {
+	f := s.rec.Count(count)
+	if err := kmstest.Hold(ctx, f.Delay); err != nil {
+		return f, status.FromContextError(err).Err()
 	}
 	switch f.Code {
 	case codes.OK:
@@ -223,8 +202,8 @@ func (s *Server) enter(ctx context.Context, calls *atomic.Int64, permission, res
 
 // usableVersion enters a call on the version name and returns the version,
 // which must be ENABLED, with the faults in force.
-func (s *Server) usableVersion(ctx context.Context, calls *atomic.Int64, permission, name string) (*version, Faults, error) {
-	f, err := s.enter(ctx, calls, permission, name)
+func (s *Server) usableVersion(ctx context.Context, count func(*Calls), permission, name string) (*version, Faults, error) {
+	f, err := s.enter(ctx, count, permission, name)
 	if err != nil {
 		return nil, f, err
 	}
@@ -251,7 +230,7 @@ func (s *Server) version(name string) (*version, error) {
 
 func (svc *service) GetPublicKey(ctx context.Context, req *kmspb.GetPublicKeyRequest) (*kmspb.PublicKey, error) {
 	s := svc.s
-	v, f, err := s.usableVersion(ctx, &s.getPublicKey, "cloudkms.cryptoKeyVersions.viewPublicKey", req.GetName())
+	v, f, err := s.usableVersion(ctx, func(c *Calls) { c.GetPublicKey++ }, "cloudkms.cryptoKeyVersions.viewPublicKey", req.GetName())
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +254,7 @@ func (svc *service) GetPublicKey(ctx context.Context, req *kmspb.GetPublicKeyReq
 
 func (svc *service) AsymmetricDecrypt(ctx context.Context, req *kmspb.AsymmetricDecryptRequest) (*kmspb.AsymmetricDecryptResponse, error) {
 	s := svc.s
-	v, f, err := s.usableVersion(ctx, &s.asymmetricDecrypt, "cloudkms.cryptoKeyVersions.useToDecrypt", req.GetName())
+	v, f, err := s.usableVersion(ctx, func(c *Calls) { c.AsymmetricDecrypt++ }, "cloudkms.cryptoKeyVersions.useToDecrypt", req.GetName())
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +304,7 @@ const defaultPageSize = 2
 
 func (svc *service) ListCryptoKeyVersions(ctx context.Context, req *kmspb.ListCryptoKeyVersionsRequest) (*kmspb.ListCryptoKeyVersionsResponse, error) {
 	s := svc.s
-	if _, err := s.enter(ctx, &s.listCryptoKeyVersions, "cloudkms.cryptoKeyVersions.list", req.GetParent()); err != nil {
+	if _, err := s.enter(ctx, func(c *Calls) { c.ListCryptoKeyVersions++ }, "cloudkms.cryptoKeyVersions.list", req.GetParent()); err != nil {
 		return nil, err
 	}
 	if !cryptoKeyName.MatchString(req.GetParent()) {

@@ -31,6 +31,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jwe-webhook/jwe-webhook/internal/kms/kmstest"
 )
 
 // Operations, as Calls counts them.
@@ -256,12 +258,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
+		if kmstest.Hold(r.Context(), delay) != nil {
+			return // the client went away
 		}
 	}
 	if down {
