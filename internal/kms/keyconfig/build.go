@@ -162,15 +162,17 @@ func (keys *Keys) decrypters(ctx context.Context, k Key, gcp map[GCPKMS]*gcpkms.
 		return out, nil
 	case "gcpkms":
 		conn := GCPKMS{Endpoint: k.GCPKMS.Endpoint, Insecure: k.GCPKMS.Insecure}
-		client, ok := gcp[conn]
-		if !ok {
-			var err error
+		client, err := cached(gcp, conn, func() (*gcpkms.Client, error) {
 			ep := gcpkms.Endpoint{Address: conn.Endpoint, Insecure: conn.Insecure}
-			if client, err = gcpkms.NewClient(ctx, ep.ClientOptions()...); err != nil {
+			client, err := gcpkms.NewClient(ctx, ep.ClientOptions()...)
+			if err != nil {
 				return nil, fmt.Errorf("connect to Cloud KMS: %w", err)
 			}
-			gcp[conn] = client
 			keys.closers = append(keys.closers, func() { _ = client.Close() })
+			return client, nil
+		})
+		if err != nil {
+			return nil, err
 		}
 		key, err := client.Key(k.GCPKMS.Name)
 		if err != nil {

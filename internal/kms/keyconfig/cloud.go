@@ -99,9 +99,7 @@ type azureConn struct {
 }
 
 func (c *clients) awsKey(ctx context.Context, a *AWSKMS) ([]kms.Decrypter, error) {
-	conn := AWSKMS{Endpoint: a.Endpoint, CAFile: a.CAFile}
-	client, ok := c.aws[conn]
-	if !ok {
+	client, err := cached(c.aws, AWSKMS{Endpoint: a.Endpoint, CAFile: a.CAFile}, func() (*awskms.Client, error) {
 		var opts []awskms.Option
 		if a.Endpoint != "" {
 			opts = append(opts, awskms.WithEndpoint(a.Endpoint))
@@ -109,17 +107,12 @@ func (c *clients) awsKey(ctx context.Context, a *AWSKMS) ([]kms.Decrypter, error
 		if a.CAFile != "" {
 			opts = append(opts, awskms.WithCAFile(a.CAFile))
 		}
-		var err error
-		if client, err = awskms.NewClient(ctx, opts...); err != nil {
-			return nil, err
-		}
-		c.aws[conn] = client
-	}
-	key, err := client.Key(a.ARN)
+		return awskms.NewClient(ctx, opts...)
+	})
 	if err != nil {
 		return nil, err
 	}
-	return []kms.Decrypter{key}, nil
+	return single(client.Key(a.ARN))
 }
 
 func (c *clients) azureKey(ctx context.Context, a *AzureKV) ([]kms.Decrypter, error) {
@@ -127,8 +120,7 @@ func (c *clients) azureKey(ctx context.Context, a *AzureKV) ([]kms.Decrypter, er
 	if a.WorkloadIdentity != nil {
 		conn.identity = *a.WorkloadIdentity
 	}
-	client, ok := c.azure[conn]
-	if !ok {
+	client, err := cached(c.azure, conn, func() (*azkv.Client, error) {
 		var opts []azkv.Option
 		if a.CAFile != "" {
 			opts = append(opts, azkv.WithCAFile(a.CAFile))
@@ -139,13 +131,30 @@ func (c *clients) azureKey(ctx context.Context, a *AzureKV) ([]kms.Decrypter, er
 		if id := a.WorkloadIdentity; id != nil {
 			opts = append(opts, azkv.WithWorkloadIdentity(id.ClientID, id.TenantID, id.TokenFile))
 		}
-		var err error
-		if client, err = azkv.NewClient(ctx, opts...); err != nil {
-			return nil, err
-		}
-		c.azure[conn] = client
+		return azkv.NewClient(ctx, opts...)
+	})
+	if err != nil {
+		return nil, err
 	}
-	key, err := client.Key(a.Key)
+	return single(client.Key(a.Key))
+}
+
+// cached returns the client clients holds for conn, made by dial and kept
+// there on first use: one client per way of reaching a key service.
+func cached[C comparable, T any](clients map[C]T, conn C, dial func() (T, error)) (T, error) {
+	if client, ok := clients[conn]; ok {
+		return client, nil
+	}
+	client, err := dial()
+	if err != nil {
+		return client, err
+	}
+	clients[conn] = client
+	return client, nil
+}
+
+// single is the answer for an entry of one key.
+func single[K kms.Decrypter](key K, err error) ([]kms.Decrypter, error) {
 	if err != nil {
 		return nil, err
 	}
