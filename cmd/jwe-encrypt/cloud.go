@@ -31,19 +31,13 @@ const azureHint = "write azurekv://VAULT.vault.azure.net/keys/NAME, with /VERSIO
 // awsClient makes the AWS KMS client on first use: credentials and the
 // region of names that are not ARNs come from the SDK's default chain.
 func (s *keyServices) awsClient(ctx context.Context) error {
-	if s.aws != nil {
-		return nil
-	}
-	var opts []awskms.Option
-	if ep := s.getenv(envAWSKMSEndpoint); ep != "" {
-		opts = append(opts, awskms.WithEndpoint(ep))
-	}
-	c, err := awskms.NewClient(ctx, opts...)
-	if err != nil {
-		return withHint(err, "AWS KMS is reached with the AWS SDK's credentials: run 'aws configure' or 'aws sso login'")
-	}
-	s.aws = c
-	return nil
+	return connect(&s.aws, func() (*awskms.Client, error) {
+		var opts []awskms.Option
+		if ep := s.getenv(envAWSKMSEndpoint); ep != "" {
+			opts = append(opts, awskms.WithEndpoint(ep))
+		}
+		return awskms.NewClient(ctx, opts...)
+	}, "AWS KMS is reached with the AWS SDK's credentials: run 'aws configure' or 'aws sso login'")
 }
 
 // awsKMS returns the public key of the key ref names (key ARN, alias ARN,
@@ -73,19 +67,13 @@ func (s *keyServices) awsKMS(ctx context.Context, ref string) ([]jwe.PublicKey, 
 // CLI). With AZURE_AUTHORITY_HOST set, that authority is used without
 // instance discovery.
 func (s *keyServices) azureClient(ctx context.Context) error {
-	if s.azure != nil {
-		return nil
-	}
-	var opts []azkv.Option
-	if host := s.getenv("AZURE_AUTHORITY_HOST"); host != "" {
-		opts = append(opts, azkv.WithAuthorityHost(host))
-	}
-	c, err := azkv.NewClient(ctx, opts...)
-	if err != nil {
-		return withHint(err, "Key Vault is reached with Azure credentials: run 'az login'")
-	}
-	s.azure = c
-	return nil
+	return connect(&s.azure, func() (*azkv.Client, error) {
+		var opts []azkv.Option
+		if host := s.getenv("AZURE_AUTHORITY_HOST"); host != "" {
+			opts = append(opts, azkv.WithAuthorityHost(host))
+		}
+		return azkv.NewClient(ctx, opts...)
+	}, "Key Vault is reached with Azure credentials: run 'az login'")
 }
 
 // azureURL turns VAULT/keys/NAME[/VERSION] into the key's URL; a VAULT

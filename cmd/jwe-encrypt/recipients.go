@@ -153,16 +153,26 @@ func (s *keyServices) gcpKMS(ctx context.Context, name string) ([]jwe.PublicKey,
 
 // gcpClient connects to Cloud KMS on first use.
 func (s *keyServices) gcpClient(ctx context.Context) error {
-	if s.gcp != nil {
-		return nil
-	}
 	ep, err := gcpEndpoint(s.getenv)
 	if err != nil {
 		return err
 	}
-	if s.gcp, err = gcpkms.NewClient(ctx, ep.ClientOptions()...); err != nil {
-		return withHint(err, "Cloud KMS is reached with Application Default Credentials: run 'gcloud auth application-default login'")
+	return connect(&s.gcp, func() (*gcpkms.Client, error) {
+		return gcpkms.NewClient(ctx, ep.ClientOptions()...)
+	}, "Cloud KMS is reached with Application Default Credentials: run 'gcloud auth application-default login'")
+}
+
+// connect sets *client to the client dial makes, unless it is set already:
+// a key service's client is made on first use. A failure gets hint.
+func connect[C any](client **C, dial func() (*C, error), hint string) error {
+	if *client != nil {
+		return nil
 	}
+	c, err := dial()
+	if err != nil {
+		return withHint(err, "%s", hint)
+	}
+	*client = c
 	return nil
 }
 
