@@ -15,6 +15,8 @@ MATCH_DIR := test/matchcondition
 # The Helm chart, monitoring and kustomize install checks: a module of its
 # own for the Helm SDK, kustomize and the Prometheus rule parser.
 INSTALL_DIR := test/install
+# goreleaser, pinned as a tool of its own module.
+RELEASE_DIR := hack/release
 MODULES := . $(E2E_DIR) $(MATCH_DIR) $(INSTALL_DIR)
 
 # The control-plane versions are the ones test/tools/go.mod pins.
@@ -40,7 +42,7 @@ KUBE_LDFLAGS := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/v
 E2E_ENV := KUBE_APISERVER=$(KUBE_APISERVER) KUBECTL=$(KUBECTL) ETCD=$(ETCD) WEBHOOK=$(WEBHOOK) JWE_ENCRYPT=$(JWE_ENCRYPT)
 E2E_FLAGS ?= -v -timeout 20m
 
-.PHONY: help build tools test test-unit test-e2e test-install test-vault interop-deps bench lint demo clean clean-tools
+.PHONY: help build tools test test-unit test-e2e test-install test-vault interop-deps bench lint demo clean clean-tools release release-check
 
 help:
 	@echo "build        bin/webhook, bin/jwe-encrypt"
@@ -49,6 +51,8 @@ help:
 	@echo "test-unit    go test ./... in the root module and in $(MATCH_DIR)"
 	@echo "test-e2e     the suite in $(E2E_DIR) against a real etcd + kube-apiserver + webhook"
 	@echo "test-install the Helm chart (lint, render, drift from manifests/), monitoring rules and dashboard, against a real apiserver and webhook"
+	@echo "release      goreleaser --snapshot: archives of jwe-encrypt and webhook per OS/arch, install manifests, checksums into dist/"
+	@echo "release-check release twice and compare the checksums (reproducible build)"
 	@echo "test-vault   the Vault provider's cases against the Vault at VAULT_ADDR with VAULT_TOKEN (creates and deletes transit keys)"
 	@echo "bench        Go benchmarks of /mutate, load runs of bin/webhook and Secret CREATEs through kube-apiserver, as ratios to baselines of the same run, into BENCHMARKS.md"
 	@echo "load         load against bin/webhook (LOAD_FLAGS, see go run ./test/load -h)"
@@ -78,6 +82,15 @@ define build-tool
 	@mkdir -p $(BIN)
 	@start=$$SECONDS; cd $(TOOLS_DIR); $(GO) build -ldflags '$(5)' -o $(1).tmp $(2); mv $(1).tmp $(1); \
 	echo ">> built $(notdir $(1)) in $$((SECONDS - start)) s"
+endef
+
+# build-tool-in: like build-tool, in another module: directory, output,
+# package, name and version, first-time estimate.
+define build-tool-in
+	@echo ">> building $(4) (first time: $(5); cached in bin/ afterwards)"
+	@mkdir -p $(BIN)
+	@start=$$SECONDS; cd $(1); $(GO) build -o $(2).tmp $(3); mv $(2).tmp $(2); \
+	echo ">> built $(notdir $(2)) in $$((SECONDS - start)) s"
 endef
 
 $(KUBE_APISERVER):
@@ -172,3 +185,36 @@ IMAGE ?= ghcr.io/jwe-webhook/jwe-webhook
 image:
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
 
+# Release archives with goreleaser (pinned in hack/release/go.mod, built
+# from the module proxy once into bin/). RELEASE_FLAGS=--snapshot builds
+# without a tag and publishes nothing; a tagged release runs with
+# RELEASE_FLAGS= and GITHUB_TOKEN. Before it, one install manifest per
+# overlay, its image pinned to VERSION, goes to build/release/ (checksummed
+# and attached by goreleaser).
+# (Read from go.mod with sed: go list -m would load goreleaser's module graph
+# at every make run.)
+GORELEASER_VERSION := $(shell sed -n 's|^\tgithub.com/goreleaser/goreleaser/v2 \(v[^ ]*\).*|\1|p' $(RELEASE_DIR)/go.mod)
+GORELEASER := $(BIN)/goreleaser-$(GORELEASER_VERSION)
+RELEASE_FLAGS ?= --snapshot
+OVERLAYS := $(notdir $(wildcard manifests/overlays/*))
+
+$(GORELEASER):
+	$(call build-tool-in,$(RELEASE_DIR),$@,github.com/goreleaser/goreleaser/v2,goreleaser $(GORELEASER_VERSION),~10 minutes on 2 cores)
+
+release: $(GORELEASER) $(KUBECTL)
+	rm -rf build/release
+	@for o in $(OVERLAYS); do \
+		dir=build/release/kustomize/$$o; mkdir -p $$dir; \
+		printf 'resources: [../../../../manifests/overlays/%s]\nimages: [{name: %s, newTag: "%s"}]\n' $$o $(IMAGE) $(VERSION) > $$dir/kustomization.yaml; \
+		$(KUBECTL) kustomize $$dir > build/release/install-$$o.yaml; \
+		echo ">> build/release/install-$$o.yaml"; \
+	done
+	RELEASE_VERSION=$(VERSION) SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) SOURCE_DATE=$$(git log -1 --format=%cI) \
+		$(GORELEASER) release --clean --parallelism 2 $(RELEASE_FLAGS)
+
+# Two release builds of the same commit must give the same checksums.
+release-check: release
+	cp dist/checksums.txt build/checksums-first.txt
+	$(MAKE) release
+	diff build/checksums-first.txt dist/checksums.txt
+	@echo ">> reproducible: $$(wc -l < dist/checksums.txt) files, the same checksums in two builds"
