@@ -217,11 +217,7 @@ func TestSourceReload(t *testing.T) {
 	b := "keys:\n  - provider: local\n    local: {file: testdata/ec-p256-other.pem}\n"
 	path := writeConfig(t, a)
 	ctx := context.Background()
-	src, err := Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	src := openSource(t, path, Options{})
 	pa, pb := localPublicKey(t, "testdata/ec-p256.pem"), localPublicKey(t, "testdata/ec-p256-other.pem")
 
 	if swapped, err := src.Reload(ctx); swapped || err != nil {

@@ -16,16 +16,24 @@ const (
 	broken  = "keys:\n  - provider: local\n"
 )
 
+// openSource opens the key configuration at path and closes it when the
+// test ends.
+func openSource(t *testing.T, path string, opts Options) *Source {
+	t.Helper()
+	src, err := Open(context.Background(), path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(src.Close)
+	return src
+}
+
 // TestSourceBackToTheGoodFile: a broken file is reported; putting the file
 // in use back clears the report without a rebuild.
 func TestSourceBackToTheGoodFile(t *testing.T) {
 	path := writeConfig(t, oneKey)
 	ctx := context.Background()
-	src, err := Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	src := openSource(t, path, Options{})
 	loaded := src.Status().Loaded
 	if loaded.IsZero() || src.Status().Err != nil {
 		t.Fatalf("after Open: %+v", src.Status())
@@ -56,11 +64,7 @@ func TestSourceRemovedKeyLeavesTheCache(t *testing.T) {
 	path := writeConfig(t, twoKeys)
 	cache := kms.NewCache(100, time.Hour, time.Minute)
 	ctx := context.Background()
-	src, err := Open(ctx, path, Options{Keyring: kms.Options{Cache: cache}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	src := openSource(t, path, Options{Keyring: kms.Options{Cache: cache}})
 	kept, removed := localPublicKey(t, "testdata/ec-p256.pem"), localPublicKey(t, "testdata/ec-p256-other.pem")
 	for _, pk := range []jwe.PublicKey{kept, removed} {
 		if err := roundTrip(t, pk, "ns", src.Unwrap); err != nil {
