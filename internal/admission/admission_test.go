@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -36,11 +35,7 @@ type fixture struct {
 
 func loadKey(t testing.TB, name string) *local.Key {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := local.ParsePrivateKeys(data)
+	ks, err := local.LoadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,11 +27,7 @@ func keys(t testing.TB) map[string]*local.Key {
 	t.Helper()
 	out := map[string]*local.Key{}
 	for _, name := range []string{"rsa-2048.pem", "rsa-2048-other.pem", "ec-p256.pem", "ec-p384.pem"} {
-		data, err := os.ReadFile(filepath.Join("testdata", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ks, err := local.ParsePrivateKeys(data)
+		ks, err := local.LoadFile(filepath.Join("testdata", name))
 		if err != nil || len(ks) != 1 {
 			t.Fatalf("%s: %v", name, err)
 		}

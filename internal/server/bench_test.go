@@ -38,11 +38,7 @@ import (
 
 func loadBenchKey(b *testing.B, name string) *local.Key {
 	b.Helper()
-	data, err := os.ReadFile("testdata/" + name)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ks, err := local.ParsePrivateKeys(data)
+	ks, err := local.LoadFile("testdata/" + name)
 	if err != nil {
 		b.Fatal(err)
 	}
