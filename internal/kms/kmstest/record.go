@@ -42,3 +42,16 @@ func (r *Record[F, C]) Calls() C {
 	defer r.mu.Unlock()
 	return r.calls
 }
+
+// Update calls set with the item of items named name, holding mu, and
+// reports whether there was one: a fake changes the state of one of its keys
+// with it.
+func Update[K comparable, V any](mu sync.Locker, items map[K]V, name K, set func(V)) bool {
+	mu.Lock()
+	defer mu.Unlock()
+	item, ok := items[name]
+	if ok {
+		set(item)
+	}
+	return ok
+}

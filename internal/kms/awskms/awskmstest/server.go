@@ -186,13 +186,9 @@ func (s *Server) SetAlias(alias, keyARN string) error {
 
 // SetEnabled enables or disables a key.
 func (s *Server) SetEnabled(arn string, enabled bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k, ok := s.keys[arn]
-	if !ok {
+	if !kmstest.Update(&s.mu, s.keys, arn, func(k *key) { k.enabled = enabled }) {
 		return fmt.Errorf("fake aws kms: no key %q", arn)
 	}
-	k.enabled = enabled
 	return nil
 }
 

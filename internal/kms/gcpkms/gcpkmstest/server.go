@@ -159,13 +159,9 @@ func (s *Server) AddVersion(name string, alg kmspb.CryptoKeyVersion_CryptoKeyVer
 
 // SetState sets a key version's state, e.g. kmspb.CryptoKeyVersion_DISABLED.
 func (s *Server) SetState(name string, state kmspb.CryptoKeyVersion_CryptoKeyVersionState) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.versions[name]
-	if !ok {
+	if !kmstest.Update(&s.mu, s.versions, name, func(v *version) { v.state = state }) {
 		return fmt.Errorf("fake cloud kms: no key version %q", name)
 	}
-	v.state = state
 	return nil
 }
 
