@@ -152,6 +152,8 @@ YAML
 	sed 's/^/    /' "$out/trust-bundle.crt"
 } >"$out/client-ca-configmap.yaml"
 
+# A strategic-merge patch (webhooks merge by name): it sets caBundle and
+# leaves the base's rules and matchConditions as they are.
 cat >"$out/cabundle-patch.yaml" <<YAML
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingWebhookConfiguration
